@@ -1,0 +1,44 @@
+# One-command entry points. Everything installs itself into .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: help setup run test eval bench schemas broker clean
+
+help:
+	@echo "make run     - embedded broker + worker + sample traffic, triggers shown live (Ctrl-C stops all)"
+	@echo "make test    - the whole test suite (unit, replay, and broker integration tests)"
+	@echo "make eval    - model figures (prequential) against their baselines"
+	@echo "make bench   - throughput figures against a baseline measured in the same run"
+	@echo "make schemas - rewrite schemas/json from the pydantic models"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ needed (set PYTHON=)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/rapport dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+eval: $(STAMP)
+	$(BIN)/rapport eval
+
+bench: $(STAMP)
+	$(BIN)/rapport bench
+
+schemas: $(STAMP)
+	$(BIN)/rapport schemas
+
+broker: $(STAMP)
+	$(BIN)/rapport broker
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,1 @@
+"""Rapport: raw customer events in, one picture per customer and actions out."""

@@ -1,0 +1,251 @@
+"""The engine: one raw record in, outbound records out. Every driver (worker, replay) calls this.
+
+Per event: decode or dead-letter; drop duplicates; advance the watermark and fire what it passed
+(cart timers, churn labels); stitch identity (merges fold state); apply the event to the customer;
+score texts; evaluate triggers. ``end_batch`` emits the profiles that changed. Outputs depend only on
+the order of the input records, never on the wall clock (``now`` only stamps ``emitted_at``).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from pipeline.core import triggers
+from pipeline.core.clock import Timers, Watermark
+from pipeline.core.dedup import Dedup
+from pipeline.core.identity import IdentityGraph, Merge
+from pipeline.core.ingest import Ingest
+from pipeline.core.models.churn import ChurnModel
+from pipeline.core.models.sentiment import SentimentModel, stars_to_label
+from pipeline.core.pii import Hasher
+from pipeline.core.profile import DAY_MS, Abandoned, CustomerState
+from pipeline.core.records import Emit, Event, RawRecord, to_dt
+from pipeline.core.rules import Rules
+from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
+from schemas.outbound import ConsentChange, DeadLetter, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger
+
+TRIGGER_TOPICS = {
+    "cart_abandoned": "triggers.cart_abandoned.v1",
+    "cart_recovered": "triggers.cart_recovered.v1",
+    "negative_emotion": "triggers.negative_emotion.v1",
+    "churn_risk": "triggers.churn_risk.v1",
+}
+
+
+class Engine:
+    """All processing state of one worker (or one replay) and the logic that moves it."""
+
+    def __init__(self, rules: Rules, hasher: Hasher, now: Callable[[], datetime],
+                 sentiment: SentimentModel | None = None, churn: ChurnModel | None = None) -> None:
+        self.rules = rules
+        self.now = now
+        self.ingest = Ingest(rules, hasher)
+        self.identity = IdentityGraph(rules)
+        self.customers: dict[str, CustomerState] = {}
+        self.seen = Dedup(rules.dedup_capacity)
+        self.watermark = Watermark(int(rules.allowed_lateness_s * 1000))
+        self.cart_timers = Timers()
+        self.policy = triggers.Policy(rules)
+        self.sentiment = sentiment or SentimentModel(rules.sentiment_warmup)
+        self.churn = churn or ChurnModel(int(rules.churn_horizon_days * DAY_MS), warmup=rules.churn_min_labels)
+        self.stats: Counter[str] = Counter()
+        self._window_ms = int(rules.cart_abandon_window_s * 1000)
+        self._recovery_ms = int(rules.cart_recovery_window_s * 1000)
+        self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
+        self._cooldown_ms = int(rules.churn_cooldown_days * DAY_MS)
+        self._dirty: dict[str, None] = {}
+
+    # ---- driver entry points ---------------------------------------------------------------------
+
+    def process_batch(self, records: Iterable[RawRecord]) -> list[Emit]:
+        out: list[Emit] = []
+        for rec in records:
+            self.process(rec, out)
+        out.extend(self.end_batch())
+        return out
+
+    def process(self, rec: RawRecord, out: list[Emit]) -> None:
+        """Append to ``out`` everything one inbound record causes (profiles wait for ``end_batch``)."""
+        self.stats["records"] += 1
+        decoded = self.ingest.decode(rec)
+        if isinstance(decoded, DeadLetter):
+            self.stats[f"dlq:{decoded.error_type}"] += 1
+            out.append(Emit("dlq.v1", decoded.key, decoded))
+            return
+        if not self.seen.add(decoded.event_id):
+            self.stats["duplicates"] += 1
+            return
+        self.stats[f"events:{decoded.topic}"] += 1
+        if self.watermark.observe(decoded.ts):
+            self.stats["late"] += 1
+        self.fire_due(out)
+        self._apply(decoded, out)
+
+    def end_batch(self) -> list[Emit]:
+        """The latest profile of every customer changed since the last call."""
+        out = []
+        for cid in self._dirty:
+            st = self.customers[cid]
+            kinds = Counter(i.kind for i in self.identity.members[cid])
+            out.append(Emit("profiles.v1", cid, st.to_profile(st.last_seen, dict(kinds), self.churn.version)))
+        self._dirty.clear()
+        return out
+
+    def idle(self, wall_ms: int) -> list[Emit]:
+        """Live mode: no input for a while, so let the wall clock move event time on."""
+        self.watermark.advance_idle(wall_ms)
+        out: list[Emit] = []
+        self.fire_due(out)
+        out.extend(self.end_batch())
+        return out
+
+    def fire_due(self, out: list[Emit]) -> None:
+        """Fire cart timers and learn churn labels that the watermark has passed."""
+        wm = self.watermark.current
+        for key in self.cart_timers.due(wm):
+            st = self.customers.get(self.identity.canonical(key))
+            if st is not None:
+                self._check_cart(st, wm, out)
+        for snap in self.churn.due(wm):
+            st = self.customers.get(self.identity.canonical(snap.customer_id))
+            if st is not None:
+                self.churn.learn(snap.x, not st.purchased_between(snap.ts, snap.due))
+                self.stats["churn_labels"] += 1
+
+    # ---- applying one event ----------------------------------------------------------------------
+
+    def _apply(self, ev: Event, out: list[Emit]) -> None:
+        res = self.identity.resolve(ev.identifiers, ev.ts, ev.event_id)
+        self.stats["identifiers_dropped"] += len(res.dropped)
+        for merge in res.merges:
+            self._merge(merge, out)
+        st = self.customers.get(res.customer_id)
+        if st is None:
+            st = self.customers[res.customer_id] = CustomerState(res.customer_id, ev.ts, ev.ts)
+        self._check_cart(st, ev.ts - 1, out)  # a cart whose window closed before this event is abandoned first
+        body = ev.body
+        if isinstance(body, ClickEvent):
+            self._click(st, ev, body, out)
+        elif isinstance(body, PosEvent):
+            st.touch(ev.ts, "store")
+            if body.type == "purchase":
+                self._purchase(st, ev, body.total, body.currency, "store", out)
+            else:
+                st.returned(body.total)
+        elif isinstance(body, ReviewEvent):
+            self._review(st, ev, body, out)
+        elif isinstance(body, ConsentEvent):
+            st.touch(ev.ts, "consent")
+            st.consent_changed(ConsentChange(purpose=body.purpose, granted=body.granted, at=to_dt(ev.ts),
+                                             event_id=body.event_id))
+        self._churn(st, ev, out)
+        self._dirty[st.customer_id] = None
+
+    def _click(self, st: CustomerState, ev: Event, body: ClickEvent, out: list[Emit]) -> None:
+        st.touch(ev.ts, "web")
+        st.visit(ev.ts, body.session_id)
+        kind = body.type
+        if kind == "page_view":
+            st.page_views += 1
+        elif kind == "product_view":
+            st.product_views += 1
+        elif kind == "search":
+            st.searches += 1
+        elif kind == "add_to_cart" and body.product:
+            st.add_to_cart(body.product.sku, body.product.quantity, body.product.price, ev.ts, ev.event_id)
+            self.cart_timers.schedule(st.customer_id, st.cart_updated + self._window_ms)
+        elif kind == "remove_from_cart" and body.product:
+            st.remove_from_cart(body.product.sku, body.product.quantity, ev.ts, ev.event_id)
+            if st.cart:
+                self.cart_timers.schedule(st.customer_id, st.cart_updated + self._window_ms)
+            else:
+                self.cart_timers.cancel(st.customer_id)
+        elif kind == "order_completed" and body.order:
+            self._purchase(st, ev, body.order.total, body.order.currency, "web", out)
+
+    def _purchase(self, st: CustomerState, ev: Event, total: float, currency: str, channel: str,
+                  out: list[Emit]) -> None:
+        ab = st.abandoned
+        if ab is not None and ab.at <= ev.ts <= ab.at + self._recovery_ms:
+            self._emit(st, triggers.cart_recovered(st, ab, ev.ts, total, channel, ev.event_id, self.now()), ev.ts, out)
+        if ab is not None and ev.ts >= ab.at:
+            st.abandoned = None
+        st.purchase(ev.ts, total, currency.upper())
+        self.cart_timers.cancel(st.customer_id)
+
+    def _review(self, st: CustomerState, ev: Event, body: ReviewEvent, out: list[Emit]) -> None:
+        st.touch(ev.ts, body.channel)
+        scored = self.sentiment.score(body.text)  # before learning from this event's rating
+        st.text_scored(scored.score)
+        out.append(Emit("scores.reviews.v1", st.customer_id, ReviewScore(
+            review_id=body.review_id, customer_id=st.customer_id, label=scored.label, score=scored.score,
+            confidence=scored.confidence, language=scored.language, model_version=self.sentiment.version,
+            channel=body.channel, event_id=body.event_id, occurred_at=to_dt(ev.ts),
+        )))
+        if scored.score <= self.rules.negative_emotion_threshold:
+            self._emit(st, triggers.negative_emotion(st, body, scored, ev.ts, self.rules, self.now()), ev.ts, out)
+        if body.rating is not None:
+            self.sentiment.learn(body.text, stars_to_label(body.rating))
+
+    def _check_cart(self, st: CustomerState, until: int | None, out: list[Emit]) -> None:
+        """Fire cart_abandoned when the cart's window closed at or before ``until`` (event time)."""
+        if until is None or not st.cart or st.cart_episode is None or st.cart_updated is None:
+            return
+        deadline = st.cart_updated + self._window_ms
+        if deadline > until:
+            self.cart_timers.schedule(st.customer_id, deadline)
+            return
+        trigger = triggers.cart_abandoned(st, deadline, self.rules, self.now())
+        st.carts_abandoned += 1
+        st.cart_episode = None  # fired once; the next cart activity opens a new episode
+        self.cart_timers.cancel(st.customer_id)
+        if self._emit(st, trigger, deadline, out):
+            st.abandoned = Abandoned(trigger.trigger_id, deadline, st.cart_value, st.currency)
+        self._dirty[st.customer_id] = None
+
+    def _churn(self, st: CustomerState, ev: Event, out: list[Emit]) -> None:
+        x = st.features(ev.ts)
+        p = st.churn_probability = self.churn.predict(x)
+        if st.last_snapshot is None or ev.ts - st.last_snapshot >= self._snapshot_ms:
+            self.churn.snapshot(st.customer_id, ev.ts, x)
+            st.last_snapshot = ev.ts
+        if p < self.rules.churn_rearm_below:
+            st.churn_armed = True
+        elif (p >= self.rules.churn_threshold and st.churn_armed and self.churn.learned >= self.rules.churn_min_labels
+              and (st.churn_alerted_at is None or ev.ts - st.churn_alerted_at >= self._cooldown_ms)):
+            trigger = triggers.churn_risk(st, p, ev.ts, ev.event_id, self.rules, self.churn.version, self.now())
+            if self._emit(st, trigger, ev.ts, out):
+                st.churn_armed, st.churn_alerted_at = False, ev.ts
+
+    def _emit(self, st: CustomerState, trigger: Trigger, ts: int, out: list[Emit]) -> bool:
+        held = self.policy.admit(st, trigger.type, ts)
+        if held is not None:
+            self.stats[f"suppressed:{trigger.type}:{held}"] += 1
+            return False
+        self.stats[f"triggers:{trigger.type}"] += 1
+        out.append(Emit(TRIGGER_TOPICS[trigger.type], st.customer_id, trigger))
+        return True
+
+    # ---- merges ----------------------------------------------------------------------------------
+
+    def _merge(self, m: Merge, out: list[Emit]) -> None:
+        self.stats["merges"] += 1
+        survivor = self.customers.get(m.survivor)
+        absorbed = self.customers.pop(m.absorbed, None)
+        if survivor is None and absorbed is not None:
+            survivor = self.customers[m.survivor] = CustomerState(m.survivor, absorbed.first_seen, absorbed.last_seen)
+        if absorbed is not None and survivor is not None:
+            survivor.absorb(absorbed)
+            if survivor.cart and survivor.cart_updated is not None:
+                self.cart_timers.schedule(m.survivor, survivor.cart_updated + self._window_ms)
+        self.cart_timers.cancel(m.absorbed)
+        self._dirty.pop(m.absorbed, None)
+        merge_id = hashlib.sha256(f"merge|{m.absorbed}|{m.survivor}".encode()).hexdigest()[:32]
+        out.append(Emit("identity.merges.v1", m.survivor, IdentityMerge(
+            merge_id=merge_id, surviving_customer_id=m.survivor, absorbed_customer_id=m.absorbed,
+            linking_identifier=LinkingIdentifier(kind=m.link.kind, hash=m.link.hash), occurred_at=to_dt(m.ts),
+            event_id=m.event_id,
+        )))
+        out.append(Emit("profiles.v1", m.absorbed, None))  # compaction forgets the absorbed id

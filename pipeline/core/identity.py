@@ -1,0 +1,107 @@
+"""The identity graph: hashed identifiers -> one customer id, with merges.
+
+Rules (``Rules``): identifiers are tried in priority order; a customer holds at most
+``identifier_limits[kind]`` identifiers of a kind; when an event would break a limit its
+lowest-priority identifier is dropped and matching is retried, so two customers holding different
+``user_id`` values are never merged. The customer first seen earliest survives a merge (ties: the
+smaller id).
+
+>>> from pipeline.core.records import Identifier as I
+>>> g = IdentityGraph(Rules())
+>>> a = g.resolve((I("anonymous_id", "c1"),), ts=1, event_id="e1").customer_id
+>>> r = g.resolve((I("user_id", "u1"), I("anonymous_id", "c1")), ts=2, event_id="e2")
+>>> r.customer_id == a and r.merges == []
+True
+>>> b = g.resolve((I("email", "m1"),), ts=3, event_id="e3").customer_id
+>>> r = g.resolve((I("user_id", "u1"), I("email", "m1")), ts=4, event_id="e4")
+>>> [(m.survivor, m.absorbed) for m in r.merges] == [(a, b)] and g.canonical(b) == a
+True
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pipeline.core.records import Identifier
+from pipeline.core.rules import Rules
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    survivor: str
+    absorbed: str
+    link: Identifier
+    ts: int
+    event_id: str
+
+
+@dataclass(slots=True)
+class Resolution:
+    customer_id: str
+    merges: list[Merge] = field(default_factory=list)
+    dropped: list[Identifier] = field(default_factory=list)
+
+
+class IdentityGraph:
+    """In-memory identity state; every mutation goes through ``resolve``."""
+
+    def __init__(self, rules: Rules) -> None:
+        self._limits = rules.identifier_limits
+        self.owner: dict[str, str] = {}  # identifier key -> customer id
+        self.members: dict[str, list[Identifier]] = {}  # customer id -> identifiers
+        self.born: dict[str, int] = {}  # customer id -> earliest event time seen
+        self.alias: dict[str, str] = {}  # absorbed id -> the id that absorbed it
+
+    def canonical(self, customer_id: str) -> str:
+        """The live customer an id now refers to (follows merges, compressing the path)."""
+        root = customer_id
+        while root in self.alias:
+            root = self.alias[root]
+        while customer_id != root:
+            customer_id, self.alias[customer_id] = self.alias[customer_id], root
+        return root
+
+    def resolve(self, idents: tuple[Identifier, ...], ts: int, event_id: str) -> Resolution:
+        """Attach an event's identifiers (priority order) to one customer; merge customers they join."""
+        kept = list(idents)
+        dropped: list[Identifier] = []
+        while len(kept) > 1 and not self._fits(kept):
+            dropped.append(kept.pop())
+        owners = self._owners(kept)
+        if not owners:
+            cid = "c-" + kept[0].hash[:20]
+            self.members[cid], self.born[cid] = [], ts
+        else:
+            cid = min(owners, key=lambda c: (self.born[c], c))
+        res = Resolution(cid, dropped=dropped)
+        for other in owners:
+            if other != cid:
+                link = next(i for i in kept if self.owner.get(i.key) == other)
+                self._absorb(cid, other)
+                res.merges.append(Merge(cid, other, link, ts, event_id))
+        for ident in kept:
+            if ident.key not in self.owner:
+                self.owner[ident.key] = cid
+                self.members[cid].append(ident)
+        self.born[cid] = min(self.born[cid], ts)
+        return res
+
+    def _owners(self, idents: list[Identifier]) -> list[str]:
+        seen: dict[str, None] = {}
+        for i in idents:
+            c = self.owner.get(i.key)
+            if c is not None:
+                seen[c] = None
+        return list(seen)
+
+    def _fits(self, idents: list[Identifier]) -> bool:
+        keys = {i.key: i.kind for c in self._owners(idents) for i in self.members[c]}
+        keys.update((i.key, i.kind) for i in idents)
+        return all(n <= self._limits.get(kind, n) for kind, n in Counter(keys.values()).items())
+
+    def _absorb(self, survivor: str, absorbed: str) -> None:
+        for ident in self.members.pop(absorbed):
+            self.owner[ident.key] = survivor
+            self.members[survivor].append(ident)
+        self.born[survivor] = min(self.born[survivor], self.born.pop(absorbed))
+        self.alias[absorbed] = survivor

@@ -1,0 +1,74 @@
+"""Decode one raw record into a validated, pseudonymised ``Event`` or a ``DeadLetter`` saying why not."""
+from __future__ import annotations
+
+import base64
+import re
+
+import orjson
+from pydantic import ValidationError
+
+from pipeline.core.pii import Hasher, redact
+from pipeline.core.records import Event, Identifier, RawRecord, to_ms
+from pipeline.core.rules import Rules
+from schemas.inbound import INBOUND
+from schemas.outbound import DeadLetter
+
+
+def describe(error: ValidationError) -> str:
+    """``field.path: reason`` for each problem, joined by ``; ``."""
+    parts = []
+    for e in error.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(event)"
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+class Ingest:
+    """Parse (orjson), validate (pydantic), normalise and hash identifiers; drop blocked identifier values."""
+
+    def __init__(self, rules: Rules, hasher: Hasher) -> None:
+        self._hasher = hasher
+        self._blocked = re.compile(rules.blocked_identifier_pattern, re.IGNORECASE)
+        self._priority = rules.identifier_priority
+
+    def decode(self, rec: RawRecord) -> Event | DeadLetter:
+        model = INBOUND.get(rec.topic)
+        if model is None:
+            return self.dead_letter(rec, "unknown_topic", f"no schema for topic {rec.topic!r}")
+        try:
+            doc = orjson.loads(rec.value)
+        except orjson.JSONDecodeError as e:
+            return self.dead_letter(rec, "invalid_json", str(e))
+        if not isinstance(doc, dict):
+            return self.dead_letter(rec, "not_an_object", f"expected a JSON object, got {type(doc).__name__}")
+        try:
+            body = model.model_validate(doc)
+        except ValidationError as e:
+            return self.dead_letter(rec, "validation", describe(e))
+        idents = self.identifiers(body.identifiers.__dict__)
+        if not idents:
+            return self.dead_letter(rec, "no_usable_identifier", "identifiers: every value is blocked or malformed")
+        return Event(rec.topic, to_ms(body.occurred_at), idents, body)
+
+    def identifiers(self, raw: dict[str, str | None]) -> tuple[Identifier, ...]:
+        out = []
+        for kind in self._priority:
+            value = raw.get(kind)
+            if value is None or self._blocked.match(value.strip()):
+                continue
+            ident = self._hasher.identifier(kind, value)
+            if ident is not None:
+                out.append(ident)
+        return tuple(out)
+
+    def dead_letter(self, rec: RawRecord, error_type: str, detail: str) -> DeadLetter:
+        raw = redact(rec.value, self._hasher)
+        try:
+            text, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(raw).decode(), "base64"
+        key = None if rec.key is None else redact(rec.key, self._hasher).decode("utf-8", errors="replace")
+        return DeadLetter(
+            source_topic=rec.topic, partition=rec.partition, offset=rec.offset, key=key,
+            raw=text, raw_encoding=encoding, error_type=error_type, error_detail=detail,
+        )

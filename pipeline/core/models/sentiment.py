@@ -1,0 +1,79 @@
+"""Online text sentiment: a lexicon prior blended with a River model that learns from star ratings.
+
+Stars map to labels as 1-2 negative, 3 neutral, 4-5 positive. The prior is VADER for Latin
+script; a script the lexicon cannot read gets a low-confidence neutral prior. Per language, the
+learned model's weight grows from 0 to 1 over ``warmup`` rated texts.
+
+>>> m = SentimentModel(warmup=100)
+>>> m.score("Terrible service, never again!").label, m.score("I love it, excellent quality").label
+('negative', 'positive')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from river import linear_model, optim
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from pipeline.core.models.text import language, tokens
+
+LABELS = ("negative", "neutral", "positive")
+_NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
+
+
+def stars_to_label(rating: int) -> str:
+    return "negative" if rating <= 2 else "neutral" if rating == 3 else "positive"
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    label: str
+    score: float  # P(positive) - P(negative), in -1..1
+    confidence: float  # probability of the label
+    language: str
+
+
+class SentimentModel:
+    """``score(text)`` then, when a rating exists, ``learn(text, label)``."""
+
+    family = "sentiment-vader-softmax"
+
+    def __init__(self, warmup: int = 300) -> None:
+        self.warmup = warmup
+        self.learned: dict[str, int] = {}
+        self._vader = SentimentIntensityAnalyzer()
+        self._model = linear_model.SoftmaxRegression(optimizer=optim.SGD(0.05), l2=1e-5)
+
+    @property
+    def version(self) -> str:
+        return f"{self.family}.{sum(self.learned.values())}"
+
+    def _prior(self, text: str, lang: str) -> dict[str, float]:
+        if lang != "en":
+            return _NEUTRAL_PRIOR
+        c = self._vader.polarity_scores(text)["compound"]
+        neutral = max(0.0, 1.0 - 2.0 * abs(c)) * 0.6
+        return {"negative": (1 - neutral) * (1 - c) / 2, "neutral": neutral, "positive": (1 - neutral) * (1 + c) / 2}
+
+    def _features(self, text: str, prior: dict[str, float]) -> dict[str, float]:
+        x = tokens(text)
+        x["prior:neg"], x["prior:pos"] = prior["negative"], prior["positive"]
+        return x
+
+    def score(self, text: str) -> Scored:
+        lang = language(text)
+        prior = self._prior(text, lang)
+        w = min(1.0, self.learned.get(lang, 0) / self.warmup) if self.warmup else 1.0
+        if w > 0:
+            learned = self._model.predict_proba_one(self._features(text, prior))
+            p = {k: (1 - w) * prior[k] + w * learned.get(k, 0.0) for k in LABELS}
+        else:
+            p = prior
+        label = max(LABELS, key=lambda k: (p[k], k == "neutral"))
+        score = max(-1.0, min(1.0, p["positive"] - p["negative"]))
+        return Scored(label, round(score, 6), round(p[label], 6), lang)
+
+    def learn(self, text: str, label: str) -> None:
+        lang = language(text)
+        self._model.learn_one(self._features(text, self._prior(text, lang)), label)
+        self.learned[lang] = self.learned.get(lang, 0) + 1

@@ -1,0 +1,71 @@
+"""Text features for sentiment: script detection, normalisation, tokens with negation scope.
+
+>>> language("배송이 너무 늦어요 ㅠㅠ"), language("great product"), language("배송 fast 좋아요"), language("!!!")
+('ko', 'en', 'ko', 'und')
+>>> sorted(t for t in tokens("not good at all") if t.startswith("w:"))
+['w:NOT_all', 'w:NOT_at', 'w:NOT_good', 'w:not']
+>>> "j:ㅠㅠ" in tokens("별로예요 ㅠㅠㅠㅠ")
+True
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_HANGUL = re.compile(r"[가-힣ㄱ-ㅎㅏ-ㅣ]")
+_LATIN = re.compile(r"[A-Za-z]")
+_REPEAT = re.compile(r"(.)\1{2,}")
+_LATIN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|[!?]+|[.,;:]")
+_HANGUL_CHUNK = re.compile(r"[가-힣]+")
+_JAMO_RUN = re.compile(r"[ㄱ-ㅎㅏ-ㅣ]{2,}")
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+_NEGATORS = frozenset({"not", "no", "never", "nothing", "nobody", "none", "cannot", "without", "hardly"})
+_SCOPE_END = frozenset({".", ",", ";", ":", "!", "?", "but"})
+
+
+def language(text: str) -> str:
+    """``ko`` when Hangul dominates or ties, ``en`` for Latin script, ``und`` when neither."""
+    ko, en = len(_HANGUL.findall(text)), len(_LATIN.findall(text))
+    if ko == 0 and en == 0:
+        return "und"
+    return "ko" if ko * 3 >= en else "en"  # a Hangul syllable carries about three Latin letters of text
+
+
+def canonical(text: str) -> str:
+    """NFC with full-width ASCII folded; not NFKC, which would turn ``ㅠ`` into a conjoining jamo."""
+    return unicodedata.normalize("NFC", text).translate(_FULLWIDTH)
+
+
+def normalise(text: str) -> str:
+    """Canonical, lower case, runs of one character cut to two (``soooo`` -> ``soo``, ``ㅋㅋㅋㅋ`` -> ``ㅋㅋ``)."""
+    return _REPEAT.sub(r"\1\1", canonical(text).lower())
+
+
+def tokens(text: str) -> dict[str, float]:
+    """Bag of features: Latin words (negation-scoped), Hangul words and character 2/3-grams, jamo runs, emphasis."""
+    raw = canonical(text)
+    norm = normalise(raw)
+    feats: dict[str, float] = {}
+    negated = False
+    for w in _LATIN_WORD.findall(norm):
+        if w in _SCOPE_END or w[0] in "!?":
+            negated = False
+            continue
+        feats["w:NOT_" + w if negated else "w:" + w] = 1.0
+        if w in _NEGATORS or w.endswith("n't"):
+            negated = True
+    for chunk in _HANGUL_CHUNK.findall(norm):
+        feats["k:" + chunk] = 1.0
+        padded = f"<{chunk}>"
+        for n in (2, 3):
+            for i in range(len(padded) - n + 1):
+                feats[f"k{n}:{padded[i:i + n]}"] = 1.0
+    for run in _JAMO_RUN.findall(norm):
+        feats["j:" + run] = 1.0
+    bangs = raw.count("!")
+    if bangs:
+        feats["x:bang"] = min(bangs, 3) / 3
+    caps = sum(1 for w in re.findall(r"[A-Za-z]{3,}", raw) if w.isupper())
+    if caps:
+        feats["x:caps"] = min(caps, 3) / 3
+    return feats

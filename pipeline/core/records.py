@@ -1,0 +1,63 @@
+"""Records that flow between the drivers and the core."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pydantic import BaseModel
+
+from schemas.inbound import InboundEvent
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One inbound Kafka record as bytes; ``topic`` is the contract name without namespace prefix."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """A pseudonymised identifier: its kind and the keyed hash of its normalised value."""
+
+    kind: str
+    hash: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated inbound event with hashed identifiers (highest priority first) and event time in ms."""
+
+    topic: str
+    ts: int
+    identifiers: tuple[Identifier, ...]
+    body: InboundEvent
+
+    @property
+    def event_id(self) -> str:
+        return self.body.event_id
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One outbound record; ``value=None`` is a tombstone."""
+
+    topic: str
+    key: str | None
+    value: BaseModel | None
+
+
+def to_ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)

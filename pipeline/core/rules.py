@@ -1,0 +1,48 @@
+"""Thresholds, windows and identity rules of the processing logic, as one frozen model.
+
+Every field is also an environment setting (``RAPPORT_<FIELD>``, see ``pipeline.ops.settings``).
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Identifier kinds, highest priority first.
+IDENTIFIER_KINDS: tuple[str, ...] = ("user_id", "email", "phone", "loyalty_id", "device_id", "anonymous_id")
+
+
+class Rules(BaseModel):
+    """What the core needs to know; defaults are the documented product defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # Time
+    allowed_lateness_s: float = Field(300.0, ge=0, description="Watermark = latest event time minus this.")
+    # Ingest
+    dedup_capacity: int = Field(500_000, ge=1, description="Most recent event ids remembered for de-duplication.")
+    default_country_code: str = Field("82", pattern=r"^\d{1,3}$", description="Country code for national phone numbers.")
+    # Identity
+    identifier_priority: tuple[str, ...] = IDENTIFIER_KINDS
+    identifier_limits: dict[str, int] = Field(
+        default_factory=lambda: {"user_id": 1, "email": 5, "phone": 3, "loyalty_id": 3, "device_id": 10, "anonymous_id": 50},
+        description="Most identifiers of each kind one customer may hold.",
+    )
+    blocked_identifier_pattern: str = Field(
+        r"^(?:|null|none|nil|undefined|unknown|anonymous|guest|test|n/?a|-1|0+)$",
+        description="Case-insensitive regex; matching identifier values never link anything.",
+    )
+    # Carts
+    cart_abandon_window_s: float = Field(1800.0, gt=0)
+    cart_recovery_window_s: float = Field(72 * 3600.0, gt=0)
+    # Emotion
+    negative_emotion_threshold: float = Field(-0.5, ge=-1, le=0, description="Score at or below which a text alerts.")
+    sentiment_warmup: int = Field(300, ge=0, description="Rated texts before the learned model fully replaces the lexicon prior.")
+    # Churn
+    churn_horizon_days: float = Field(90.0, gt=0, description="Churned = no purchase in the next H days.")
+    churn_snapshot_every_days: float = Field(7.0, gt=0, description="At most one pending churn snapshot per customer per this many days.")
+    churn_threshold: float = Field(0.7, gt=0, lt=1)
+    churn_rearm_below: float = Field(0.6, gt=0, lt=1, description="Hysteresis: re-arm churn_risk once the probability falls below this.")
+    churn_cooldown_days: float = Field(30.0, ge=0)
+    churn_min_labels: int = Field(50, ge=0, description="Learned labels before churn_risk may fire (an untrained model stays quiet).")
+    # Contact policy
+    trigger_cap_per_day: int = Field(3, ge=1, description="Triggers of one type per customer per 24 h of event time.")
+    consent_mode: str = Field("flag", pattern=r"^(flag|suppress)$", description="flag: contactable=false; suppress: not emitted.")

@@ -1,0 +1,117 @@
+"""Trigger records: deterministic ids, readable reasons, evidence; and the contact policy (caps, consent)."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from pipeline.core.models.sentiment import Scored
+from pipeline.core.profile import DAY_MS, Abandoned, CustomerState
+from pipeline.core.records import to_dt
+from pipeline.core.rules import Rules
+from schemas.inbound import ReviewEvent
+from schemas.outbound import (
+    CartAbandoned, CartAbandonedEvidence, CartItem, CartRecovered, CartRecoveredEvidence, ChurnRisk, ChurnRiskEvidence,
+    NegativeEmotion, NegativeEmotionEvidence,
+)
+
+LANGUAGE_NAMES = {"ko": "Korean", "en": "English", "und": "an unrecognised language"}
+CHANNEL_NAMES = {"web": "web review", "app": "app review", "sns": "social post", "call_center": "call-center note",
+                 "chat": "chat message", "survey": "survey answer"}
+
+
+def trigger_id(kind: str, anchor: str) -> str:
+    """The same kind and anchor (an episode's or a cause's event id) always give the same id."""
+    return hashlib.sha256(f"{kind}|{anchor}".encode()).hexdigest()[:32]
+
+
+def _money(value: float, currency: str | None) -> str:
+    return f"{value:,.0f} {currency or ''}".strip()
+
+
+class Policy:
+    """Frequency caps per customer and trigger type (event time), and consent."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.cap = rules.trigger_cap_per_day
+        self.suppress_without_consent = rules.consent_mode == "suppress"
+
+    def admit(self, st: CustomerState, kind: str, ts: int) -> str | None:
+        """None when the trigger may go out (and it is counted), else why it is held back."""
+        recent = [t for t in st.fired.get(kind, []) if ts - DAY_MS < t <= ts]
+        if len(recent) >= self.cap:
+            return "capped"
+        if self.suppress_without_consent and not st.contactable:
+            return "no_consent"
+        st.fired[kind] = recent + [ts]
+        return None
+
+
+def cart_abandoned(st: CustomerState, fire_at: int, rules: Rules, now: datetime) -> CartAbandoned:
+    items = [CartItem(sku=s, quantity=line.quantity, unit_price=line.unit_price) for s, line in sorted(st.cart.items())]
+    n, value, minutes = sum(i.quantity for i in items), st.cart_value, rules.cart_abandon_window_s / 60
+    return CartAbandoned(
+        trigger_id=trigger_id("cart_abandoned", st.cart_episode or ""), customer_id=st.customer_id,
+        occurred_at=to_dt(fire_at), emitted_at=now, cause_event_ids=list(st.cart_causes), contactable=st.contactable,
+        reason=f"A cart with {n} item{'s' if n != 1 else ''} worth {_money(value, st.currency)} was left "
+               f"{minutes:g} minutes ago without a purchase on any channel.",
+        evidence=CartAbandonedEvidence(
+            items=items, item_count=n, cart_value=round(value, 2), currency=st.currency,
+            cart_started_at=to_dt(st.cart_started or fire_at), last_activity_at=to_dt(st.cart_updated or fire_at),
+            window_minutes=minutes,
+        ),
+    )
+
+
+def cart_recovered(st: CustomerState, ab: Abandoned, ts: int, total: float, channel: str, event_id: str,
+                   now: datetime) -> CartRecovered:
+    minutes = (ts - ab.at) / 60_000
+    return CartRecovered(
+        trigger_id=trigger_id("cart_recovered", ab.trigger_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
+        emitted_at=now, cause_event_ids=[event_id], contactable=st.contactable,
+        reason=f"A {'store' if channel == 'store' else 'web'} purchase of {_money(total, st.currency)} came "
+               f"{minutes:.0f} minutes after the cart-abandoned alert for a cart worth {_money(ab.value, ab.currency)}.",
+        evidence=CartRecoveredEvidence(
+            abandoned_trigger_id=ab.trigger_id, cart_value=round(ab.value, 2), recovered_value=round(total, 2),
+            currency=st.currency, minutes_after_trigger=round(minutes, 2), purchase_channel=channel,
+        ),
+    )
+
+
+def negative_emotion(st: CustomerState, review: ReviewEvent, scored: Scored, ts: int, rules: Rules,
+                     now: datetime) -> NegativeEmotion:
+    high = scored.score <= (rules.negative_emotion_threshold - 1) / 2
+    severity = "high" if high else "medium"
+    tone = ("apologetic and personal: a person should reply and offer compensation" if high
+            else "empathetic: acknowledge the problem and offer help")
+    what = CHANNEL_NAMES.get(review.channel, review.channel)
+    return NegativeEmotion(
+        trigger_id=trigger_id("negative_emotion", review.event_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
+        emitted_at=now, cause_event_ids=[review.event_id], contactable=st.contactable,
+        reason=f"A {what} read as {LANGUAGE_NAMES.get(scored.language, scored.language)} scored {scored.score:.2f} "
+               f"(alert at {rules.negative_emotion_threshold:.2f} or below): {severity} negative emotion.",
+        severity=severity, channel=review.channel, review_id=review.review_id, language=scored.language,
+        suggested_tone=tone,
+        evidence=NegativeEmotionEvidence(
+            score=scored.score, threshold=rules.negative_emotion_threshold,
+            sentiment_avg=None if st.sentiment_avg is None else round(st.sentiment_avg, 4), texts_scored=st.texts,
+        ),
+    )
+
+
+def churn_risk(st: CustomerState, p: float, ts: int, event_id: str, rules: Rules, version: str,
+               now: datetime) -> ChurnRisk:
+    recency = st.recency_days(ts)
+    since = f"the last purchase was {recency:.0f} days ago" if recency is not None else "no purchase yet"
+    return ChurnRisk(
+        trigger_id=trigger_id("churn_risk", event_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
+        emitted_at=now, cause_event_ids=[event_id], contactable=st.contactable,
+        reason=f"Churn probability rose to {p:.0%} (alert at {rules.churn_threshold:.0%}); {since}, "
+               f"{st.purchases} purchase{'s' if st.purchases != 1 else ''} in all.",
+        evidence=ChurnRiskEvidence(
+            churn_probability=round(p, 4), threshold=rules.churn_threshold,
+            recency_days=None if recency is None else round(recency, 2), purchases=st.purchases,
+            mean_interpurchase_days=None if (m := st.mean_interval_days()) is None else round(m, 2),
+            sentiment_avg=None if st.sentiment_avg is None else round(st.sentiment_avg, 4), model_version=version,
+        ),
+    )
+

@@ -1,0 +1,1 @@
+"""Thin drivers around the core engine: the Faust worker, replay, and the traffic generator."""

@@ -1,0 +1,34 @@
+"""Serialisation at the edges: engine outputs to bytes, and the engine a driver runs."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import orjson
+
+from pipeline.core.engine import Engine
+from pipeline.core.pii import Hasher
+from pipeline.core.records import Emit
+from pipeline.ops.settings import Settings
+
+
+def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock) -> Engine:
+    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now)
+
+
+def value_bytes(emit: Emit) -> bytes | None:
+    return None if emit.value is None else emit.value.model_dump_json().encode()
+
+
+def key_bytes(emit: Emit) -> bytes | None:
+    return None if emit.key is None else emit.key.encode()
+
+
+def jsonl_line(topic: str, emit: Emit) -> bytes:
+    """``{"topic": ..., "key": ..., "value": ...}`` + newline, the replay file format."""
+    value = value_bytes(emit) or b"null"
+    return b'{"topic":' + orjson.dumps(topic) + b',"key":' + orjson.dumps(emit.key) + b',"value":' + value + b"}\n"

@@ -1,0 +1,1 @@
+"""Operations: settings, broker, topics, metrics."""

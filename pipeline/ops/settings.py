@@ -1,0 +1,60 @@
+"""Settings from ``RAPPORT_*`` environment variables (or a ``.env`` file)."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.core.rules import Rules
+
+log = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings, Rules):
+    """Runtime settings: the core ``Rules`` plus where and how to run."""
+
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", env_file=".env", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str | None = Field(None, description="host:port of a Kafka cluster; unset = the embedded broker.")
+    broker_port: int = Field(19092, description="Port of the embedded broker on 127.0.0.1.")
+    pii_key: SecretStr | None = Field(None, description="Secret for HMAC of personal data; generated locally when unset.")
+    state_dir: Path = Field(Path(".rapport"), description="Local files: development PII key.")
+    metrics_port: int = 9108
+    metrics_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    app_id: str = "rapport"
+    topic_prefix: str = Field("", description="Prefix on every topic name (a namespace, e.g. for replays).")
+    partitions: int = Field(4, ge=1, description="Partitions of topics this project creates.")
+    replication_factor: int = Field(1, ge=1)
+    batch_size: int = Field(1000, ge=1)
+    batch_within_s: float = Field(0.2, gt=0)
+    idle_advance_s: float = Field(5.0, ge=0, description="Live: advance the watermark with the wall clock after this much idleness (0 = never).")
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def pii_secret(self) -> bytes:
+        """The HMAC key; a random development key is created under ``state_dir`` when none is set."""
+        if self.pii_key is not None:
+            return self.pii_key.get_secret_value().encode()
+        path = self.state_dir / "pii.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        log.warning("RAPPORT_PII_KEY is unset: using the development key in %s (hashes differ from production)", path)
+        return path.read_text().strip().encode()
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
