@@ -202,7 +202,7 @@ class Engine:
         st.cart_episode = None  # fired once; the next cart activity opens a new episode
         self.cart_timers.cancel(st.customer_id)
         if self._emit(st, trigger, deadline, out):
-            st.abandoned = Abandoned(trigger.trigger_id, deadline, st.cart_value, st.currency)
+            st.abandoned = Abandoned(trigger.trigger_id, deadline, st.cart_value, trigger.evidence.currency)
         self._dirty[st.customer_id] = None
 
     def _churn(self, st: CustomerState, ev: Event, out: list[Emit]) -> None:

@@ -20,6 +20,7 @@ class Rules(BaseModel):
     # Ingest
     dedup_capacity: int = Field(500_000, ge=1, description="Most recent event ids remembered for de-duplication.")
     default_country_code: str = Field("82", pattern=r"^\d{1,3}$", description="Country code for national phone numbers.")
+    default_currency: str = Field("KRW", pattern=r"^[A-Z]{3}$", description="Currency of prices that carry none (web carts).")
     # Identity
     identifier_priority: tuple[str, ...] = IDENTIFIER_KINDS
     identifier_limits: dict[str, int] = Field(

@@ -28,6 +28,23 @@ def _money(value: float, currency: str | None) -> str:
     return f"{value:,.0f} {currency or ''}".strip()
 
 
+def _plural(n: float, unit: str) -> str:
+    return f"{n:g} {unit}{'' if n == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """``1800`` -> ``30 minutes``; ``20`` -> ``20 seconds``; ``7200`` -> ``2 hours``."""
+    if seconds < 60:
+        return _plural(round(seconds), "second")
+    if seconds < 3600:
+        return _plural(round(seconds / 60, 1), "minute")
+    return _plural(round(seconds / 3600, 1), "hour")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class Policy:
     """Frequency caps per customer and trigger type (event time), and consent."""
 
@@ -49,13 +66,14 @@ class Policy:
 def cart_abandoned(st: CustomerState, fire_at: int, rules: Rules, now: datetime) -> CartAbandoned:
     items = [CartItem(sku=s, quantity=line.quantity, unit_price=line.unit_price) for s, line in sorted(st.cart.items())]
     n, value, minutes = sum(i.quantity for i in items), st.cart_value, rules.cart_abandon_window_s / 60
+    currency = st.currency or rules.default_currency
     return CartAbandoned(
         trigger_id=trigger_id("cart_abandoned", st.cart_episode or ""), customer_id=st.customer_id,
         occurred_at=to_dt(fire_at), emitted_at=now, cause_event_ids=list(st.cart_causes), contactable=st.contactable,
-        reason=f"A cart with {n} item{'s' if n != 1 else ''} worth {_money(value, st.currency)} was left "
-               f"{minutes:g} minutes ago without a purchase on any channel.",
+        reason=f"A cart with {_plural(n, 'item')} worth {_money(value, currency)} was left for "
+               f"{duration(rules.cart_abandon_window_s)} without a purchase on any channel.",
         evidence=CartAbandonedEvidence(
-            items=items, item_count=n, cart_value=round(value, 2), currency=st.currency,
+            items=items, item_count=n, cart_value=round(value, 2), currency=currency,
             cart_started_at=to_dt(st.cart_started or fire_at), last_activity_at=to_dt(st.cart_updated or fire_at),
             window_minutes=minutes,
         ),
@@ -68,8 +86,8 @@ def cart_recovered(st: CustomerState, ab: Abandoned, ts: int, total: float, chan
     return CartRecovered(
         trigger_id=trigger_id("cart_recovered", ab.trigger_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
         emitted_at=now, cause_event_ids=[event_id], contactable=st.contactable,
-        reason=f"A {'store' if channel == 'store' else 'web'} purchase of {_money(total, st.currency)} came "
-               f"{minutes:.0f} minutes after the cart-abandoned alert for a cart worth {_money(ab.value, ab.currency)}.",
+        reason=f"A {channel} purchase of {_money(total, st.currency)} came {duration(minutes * 60)} after the "
+               f"cart-abandoned alert for a cart worth {_money(ab.value, ab.currency)}.",
         evidence=CartRecoveredEvidence(
             abandoned_trigger_id=ab.trigger_id, cart_value=round(ab.value, 2), recovered_value=round(total, 2),
             currency=st.currency, minutes_after_trigger=round(minutes, 2), purchase_channel=channel,
@@ -87,7 +105,7 @@ def negative_emotion(st: CustomerState, review: ReviewEvent, scored: Scored, ts:
     return NegativeEmotion(
         trigger_id=trigger_id("negative_emotion", review.event_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
         emitted_at=now, cause_event_ids=[review.event_id], contactable=st.contactable,
-        reason=f"A {what} read as {LANGUAGE_NAMES.get(scored.language, scored.language)} scored {scored.score:.2f} "
+        reason=f"{_a(what).capitalize()} read as {LANGUAGE_NAMES.get(scored.language, scored.language)} scored {scored.score:.2f} "
                f"(alert at {rules.negative_emotion_threshold:.2f} or below): {severity} negative emotion.",
         severity=severity, channel=review.channel, review_id=review.review_id, language=scored.language,
         suggested_tone=tone,
@@ -106,7 +124,7 @@ def churn_risk(st: CustomerState, p: float, ts: int, event_id: str, rules: Rules
         trigger_id=trigger_id("churn_risk", event_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
         emitted_at=now, cause_event_ids=[event_id], contactable=st.contactable,
         reason=f"Churn probability rose to {p:.0%} (alert at {rules.churn_threshold:.0%}); {since}, "
-               f"{st.purchases} purchase{'s' if st.purchases != 1 else ''} in all.",
+               f"{_plural(st.purchases, 'purchase')} in all.",
         evidence=ChurnRiskEvidence(
             churn_probability=round(p, 4), threshold=rules.churn_threshold,
             recency_days=None if recency is None else round(recency, 2), purchases=st.purchases,

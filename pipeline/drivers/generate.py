@@ -63,9 +63,11 @@ class Person:
 
 
 class Journeys:
-    def __init__(self, seed: int, start: datetime, days: float, malformed: float, duplicates: float) -> None:
-        self.rng = random.Random(seed)
+    def __init__(self, seed: int, start: datetime, days: float, malformed: float, duplicates: float,
+                 namespace: str = "") -> None:
+        self.rng = random.Random(f"{seed}:{namespace}")
         self.seed = seed
+        self.namespace = namespace or str(seed)
         self.start = int(start.timestamp() * 1000)
         self.end = self.start + int(days * DAY)
         self.malformed, self.duplicates = malformed, duplicates
@@ -77,7 +79,7 @@ class Journeys:
 
     def _id(self, prefix: str) -> str:
         self._ids += 1
-        return f"{prefix}-{self.seed}-{self._ids:07d}"
+        return f"{prefix}-{self.namespace}-{self._ids:07d}"
 
     def _stamp(self, ts: int) -> str:
         tz = self.rng.choice(OFFSETS)
@@ -228,7 +230,7 @@ def generate(seed: int = 7, customers: int = 500, start: datetime | None = None,
              malformed: float = 0.01, duplicates: float = 0.01, first_customer: int = 0) -> list[Generated]:
     """All records of ``customers`` people over ``days``, in arrival order."""
     start = start or datetime(2026, 10, 1, tzinfo=KST)
-    j = Journeys(seed, start, days, malformed, duplicates)
+    j = Journeys(seed, start, days, malformed, duplicates, namespace=f"{seed}.{first_customer}" if first_customer else "")
     for n in range(first_customer, first_customer + customers):
         j.journey(j.person(n))
     heapq.heapify(j.out)

@@ -1,0 +1,168 @@
+"""The ``rapport`` command line."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.ops.settings import Settings
+
+
+def _worker(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers.codec import build_engine
+    from pipeline.drivers.worker import run_worker
+    from pipeline.ops.topics import ensure_topics
+
+    ensure_topics(s)
+    run_worker(s, build_engine(s), args.loglevel)
+
+
+def _broker(args: argparse.Namespace, s: Settings) -> None:
+    import subprocess
+
+    from pipeline.ops.broker import command
+
+    port = args.port or s.broker_port
+    print(f"embedded broker (Tansu, memory only) on 127.0.0.1:{port}; Ctrl-C stops it", file=sys.stderr)
+    try:
+        subprocess.run(command(port), check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def _topics(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.ops.topics import ALL_TOPICS, ensure_topics
+
+    created = ensure_topics(s)
+    for spec in ALL_TOPICS:
+        mark = "created" if s.topic(spec.name) in created else "exists"
+        print(f"{s.topic(spec.name):<32} {mark:<8} {spec.config}")
+
+
+def _replay(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers.codec import build_engine, wall_clock
+    from pipeline.drivers.replay import fixed_clock, replay_file
+
+    if not args.input.exists():
+        sys.exit(f"rapport replay: no such input file: {args.input}")
+    now = fixed_clock(datetime.fromisoformat(args.fixed_clock)) if args.fixed_clock else wall_clock
+    engine = build_engine(s, now)
+    n = replay_file(engine, args.input, args.out, s.batch_size, show_progress=not args.quiet)
+    stats = engine.stats
+    triggers = sum(v for k, v in stats.items() if k.startswith("triggers:"))
+    dlq = sum(v for k, v in stats.items() if k.startswith("dlq:"))
+    print(f"{n} records -> {args.out}: {triggers} triggers, {stats['merges']} merges, {dlq} dead letters, "
+          f"{stats['duplicates']} duplicates", file=sys.stderr)
+
+
+def _generate(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers import generate as g
+
+    if args.to_kafka:
+        from pipeline.drivers.kafka_io import Publisher
+
+        pub = Publisher(s.bootstrap, s.topic_prefix)
+        sent = 0
+        try:
+            for rec in g.pace(g.live_stream(args.seed), args.rate, args.count):
+                value = rec.value.encode() if isinstance(rec.value, str) else g.orjson.dumps(rec.value)
+                pub.send(s.topic(rec.topic), None if rec.key is None else rec.key.encode(), value)
+                sent += 1
+                if sent % max(1, int(args.rate)) == 0:
+                    pub.flush()
+        except KeyboardInterrupt:
+            pass
+        pub.flush()
+        print(f"sent {sent} records to {s.bootstrap}", file=sys.stderr)
+        return
+    records = g.generate(args.seed, args.customers, days=args.days, malformed=args.malformed,
+                         duplicates=args.duplicates)
+    with open(args.out, "wb") as f:
+        for rec in records:
+            f.write(rec.line())
+    print(f"wrote {len(records)} records for {args.customers} customers to {args.out}", file=sys.stderr)
+
+
+def _tail(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers.tail import tail, trigger_topics
+
+    tail(s.bootstrap, args.topics or trigger_topics(s.topic_prefix))
+
+
+def _dev(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers.dev import run_dev
+
+    run_dev(s, args.rate, args.seed)
+
+
+def _schemas(args: argparse.Namespace, s: Settings) -> None:
+    from schemas import export
+
+    if args.check:
+        stale = export.stale()
+        if stale:
+            sys.exit(f"stale JSON Schemas (run `rapport schemas`): {', '.join(stale)}")
+        print("JSON Schemas are up to date")
+        return
+    for path in export.write():
+        print(path)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rapport", description="Streaming customer signals: stitching, models, triggers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("worker", help="run one processing worker against the configured cluster")
+    w.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    w.set_defaults(func=_worker)
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
+    b.add_argument("--port", type=int, help="default: RAPPORT_BROKER_PORT (19092)")
+    b.set_defaults(func=_broker)
+
+    sub.add_parser("topics", help="create every topic that does not exist yet, and list them").set_defaults(func=_topics)
+
+    r = sub.add_parser("replay", help="run the whole processing logic over a JSONL file, without a broker")
+    r.add_argument("input", type=Path, help="JSONL of {topic, key, value}")
+    r.add_argument("--out", type=Path, required=True, help="JSONL of every outbound record, in order")
+    r.add_argument("--fixed-clock", metavar="ISO", help="stamp emitted_at with this time (byte-identical output)")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.set_defaults(func=_replay)
+
+    g = sub.add_parser("generate", help="seeded multi-channel sample traffic, to a file or to Kafka")
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--customers", type=int, default=500)
+    g.add_argument("--days", type=float, default=30.0)
+    g.add_argument("--malformed", type=float, default=0.01, help="share of events also sent malformed")
+    g.add_argument("--duplicates", type=float, default=0.01, help="share of events sent twice")
+    g.add_argument("--out", type=Path, default=Path("sample.jsonl"))
+    g.add_argument("--to-kafka", action="store_true", help="send endless live traffic (event time = now) instead")
+    g.add_argument("--rate", type=float, default=50.0, help="events per second with --to-kafka")
+    g.add_argument("--count", type=int, help="stop after this many records with --to-kafka")
+    g.set_defaults(func=_generate)
+
+    t = sub.add_parser("tail", help="show triggers as they are emitted")
+    t.add_argument("topics", nargs="*", help="default: the four trigger topics")
+    t.set_defaults(func=_tail)
+
+    d = sub.add_parser("dev", help="broker + topics + worker + sample traffic, triggers live (make run)")
+    d.add_argument("--rate", type=float, default=40.0)
+    d.add_argument("--seed", type=int, default=7)
+    d.set_defaults(func=_dev)
+
+    sc = sub.add_parser("schemas", help="write schemas/json from the pydantic models")
+    sc.add_argument("--check", action="store_true", help="fail when the files are stale")
+    sc.set_defaults(func=_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.func(args, Settings())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""``rapport tail``: show trigger records as they are emitted, one readable line each."""
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterable
+from typing import TextIO
+
+import orjson
+from confluent_kafka import Consumer
+
+from pipeline.core.engine import TRIGGER_TOPICS
+
+COLOURS = {"cart_abandoned": "33", "cart_recovered": "32", "negative_emotion": "31", "churn_risk": "35"}
+
+
+def describe(value: dict, colour: bool) -> str:
+    kind = value.get("type", "?")
+    when = str(value.get("occurred_at", ""))[:19].replace("T", " ")
+    contact = "" if value.get("contactable", True) else "  [not contactable]"
+    head = f"{kind:<16}"
+    if colour:
+        head = f"\x1b[{COLOURS.get(kind, '0')}m{head}\x1b[0m"
+    return f"{when}  {head} {value.get('customer_id', '?'):<24} {value.get('reason', '')}{contact}"
+
+
+def tail(bootstrap: str, topics: Iterable[str], out: TextIO = sys.stdout, limit: int | None = None) -> int:
+    """Print records of ``topics`` from the beginning until interrupted (or ``limit`` records)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rapport-tail-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+    consumer.subscribe(list(topics))
+    colour, shown = out.isatty(), 0
+    try:
+        while limit is None or shown < limit:
+            for msg in consumer.consume(100, 0.5):
+                if msg.error() or msg.value() is None:
+                    continue
+                out.write(describe(orjson.loads(msg.value()), colour) + "\n")
+                out.flush()
+                shown += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return shown
+
+
+def trigger_topics(prefix: str) -> list[str]:
+    return [prefix + t for t in TRIGGER_TOPICS.values()]

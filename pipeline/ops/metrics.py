@@ -1,0 +1,80 @@
+"""Prometheus metrics of a worker: counters from the engine's stats, gauges of its state, batch timing."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram, start_http_server
+
+from pipeline.core.engine import Engine
+from pipeline.core.records import Emit
+
+
+class Metrics:
+    """One registry per worker; ``observe`` after every batch."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.records = PCounter("rapport_records", "Inbound records read", registry=r)
+        self.events = PCounter("rapport_events", "Valid, new inbound events", ["topic"], registry=r)
+        self.dlq = PCounter("rapport_dlq_records", "Records sent to dlq.v1", ["error_type"], registry=r)
+        self.duplicates = PCounter("rapport_duplicate_events", "Events ignored as duplicates", registry=r)
+        self.late = PCounter("rapport_late_events", "Events behind the watermark when read", registry=r)
+        self.triggers = PCounter("rapport_triggers", "Triggers emitted", ["type"], registry=r)
+        self.suppressed = PCounter("rapport_triggers_suppressed", "Triggers held back", ["type", "reason"], registry=r)
+        self.merges = PCounter("rapport_identity_merges", "Customer profiles merged", registry=r)
+        self.dropped = PCounter("rapport_identifiers_dropped", "Identifiers not linked (limits)", registry=r)
+        self.labels = PCounter("rapport_churn_labels", "Delayed churn labels learned", registry=r)
+        self.outbound = PCounter("rapport_outbound_records", "Records produced", ["topic"], registry=r)
+        self.batch_seconds = Histogram("rapport_batch_seconds", "Processing and publishing time of one batch",
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
+        self.batch_size = Histogram("rapport_batch_records", "Records per batch",
+                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r)
+        self.customers = Gauge("rapport_customers", "Live customers in this worker's state", registry=r)
+        self.identifiers = Gauge("rapport_identifiers", "Identifiers in the identity graph", registry=r)
+        self.watermark = Gauge("rapport_watermark_seconds", "Event-time watermark (unix seconds)", registry=r)
+        self.watermark_delay = Gauge("rapport_watermark_delay_seconds", "Wall clock minus watermark", registry=r)
+        self.timers = Gauge("rapport_pending_cart_timers", "Cart timers waiting for the watermark", registry=r)
+        self.snapshots = Gauge("rapport_pending_churn_snapshots", "Churn snapshots waiting for their label", registry=r)
+        self.learned = Gauge("rapport_model_labels_learned", "Labels a model has learned", ["model"], registry=r)
+        self._seen: Counter[str] = Counter()
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def observe(self, engine: Engine, emits: list[Emit], prefix: str, records: int, seconds: float) -> None:
+        self.batch_seconds.observe(seconds)
+        self.batch_size.observe(records)
+        for e in emits:
+            self.outbound.labels(prefix + e.topic).inc()
+        for key, total in engine.stats.items():
+            delta = total - self._seen[key]
+            if delta:
+                self._count(key, delta)
+        self._seen = Counter(engine.stats)
+        self.customers.set(len(engine.customers))
+        self.identifiers.set(len(engine.identity.owner))
+        wm = engine.watermark.current
+        if wm is not None:
+            self.watermark.set(wm / 1000)
+            self.watermark_delay.set(time.time() - wm / 1000)
+        self.timers.set(len(engine.cart_timers))
+        self.snapshots.set(engine.churn.pending)
+        self.learned.labels("sentiment").set(sum(engine.sentiment.learned.values()))
+        self.learned.labels("churn").set(engine.churn.learned)
+
+    def _count(self, key: str, delta: int) -> None:
+        head, _, rest = key.partition(":")
+        simple = {"records": self.records, "duplicates": self.duplicates, "late": self.late, "merges": self.merges,
+                  "identifiers_dropped": self.dropped, "churn_labels": self.labels}
+        if head in simple:
+            simple[head].inc(delta)
+        elif head == "events":
+            self.events.labels(rest).inc(delta)
+        elif head == "dlq":
+            self.dlq.labels(rest).inc(delta)
+        elif head == "triggers":
+            self.triggers.labels(rest).inc(delta)
+        elif head == "suppressed":
+            kind, _, reason = rest.partition(":")
+            self.suppressed.labels(kind, reason).inc(delta)

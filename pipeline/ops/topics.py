@@ -1,0 +1,54 @@
+"""Every topic the pipeline reads or writes, with partitions and configs; idempotent creation."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.core.engine import TRIGGER_TOPICS
+from pipeline.ops.settings import Settings
+from schemas.inbound import INBOUND
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in INBOUND)
+OUTBOUND_TOPICS = (
+    *(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in TRIGGER_TOPICS.values()),
+    TopicSpec("scores.reviews.v1", {"retention.ms": str(7 * DAY_MS)}),
+    TopicSpec("profiles.v1", {"cleanup.policy": "compact"}),
+    TopicSpec("identity.merges.v1", {"retention.ms": str(30 * DAY_MS)}),
+    TopicSpec("dlq.v1", {"retention.ms": str(30 * DAY_MS)}),
+)
+ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap})
+
+
+def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS, timeout: float = 15.0) -> list[str]:
+    """Create the topics that do not exist yet (names get ``settings.topic_prefix``); returns those created."""
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=timeout).topics)
+    wanted = [NewTopic(settings.topic(s.name), settings.partitions, settings.replication_factor, config=s.config)
+              for s in specs if settings.topic(s.name) not in existing]
+    created = []
+    for name, future in (client.create_topics(wanted, request_timeout=timeout).items() if wanted else []):
+        try:
+            future.result()
+            created.append(name)
+        except Exception as e:  # a concurrent creator is fine; anything else is not
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise RuntimeError(f"could not create topic {name}: {e}") from e
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    return created
