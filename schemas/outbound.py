@@ -10,7 +10,7 @@ Label = Literal["positive", "neutral", "negative"]
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
 
 # ---- triggers -------------------------------------------------------------------------------

@@ -19,11 +19,17 @@ True
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 from pipeline.core.records import Identifier
 from pipeline.core.rules import Rules
+
+
+def customer_id_for(ident: Identifier) -> str:
+    """A new customer's id, derived from the identifier that created it (deterministic)."""
+    return "c-" + hashlib.sha256(ident.key.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,7 @@ class IdentityGraph:
             dropped.append(kept.pop())
         owners = self._owners(kept)
         if not owners:
-            cid = "c-" + kept[0].hash[:20]
+            cid = customer_id_for(kept[0])
             self.members[cid], self.born[cid] = [], ts
         else:
             cid = min(owners, key=lambda c: (self.born[c], c))

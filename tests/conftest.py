@@ -1,0 +1,8 @@
+import pytest
+
+from tests.helpers import make_engine
+
+
+@pytest.fixture
+def engine():
+    return make_engine()

@@ -1,0 +1,163 @@
+"""Scripted journeys through the whole core, without a broker."""
+import orjson
+
+from schemas.outbound import OUTBOUND
+from tests.helpers import add, click, consent, make_engine, of, order, pos, raw, event, review, run
+
+ANON = {"anonymous_id": "cookie-1"}
+TICK = {"anonymous_id": "someone-else"}  # moves event time on, as other customers' traffic does
+
+
+def test_cart_abandoned_fires_once_when_the_watermark_passes_the_window(engine):
+    out = run(engine, add(0, ANON, "SKU-1", 25000, 2), add(1, ANON, "SKU-2", 9900))
+    assert of(out, "triggers.cart_abandoned.v1") == []
+    out = run(engine, click(31 + 5, TICK, "page_view"))  # window 30 min + lateness 5 min
+    [t] = of(out, "triggers.cart_abandoned.v1")
+    assert t.evidence.cart_value == 59900 and t.evidence.item_count == 3 and t.evidence.currency == "KRW"
+    assert t.occurred_at.isoformat() == "2026-11-22T01:31:00+00:00"  # last activity + 30 min, in event time
+    assert len(t.cause_event_ids) == 2 and "30 minutes" in t.reason and t.contactable
+    assert of(run(engine, click(120, TICK, "page_view")), "triggers.cart_abandoned.v1") == []
+
+
+def test_purchase_within_the_window_cancels_the_cart(engine):
+    out = run(engine, add(0, ANON), order(10, ANON), click(200, TICK, "page_view"))
+    assert of(out, "triggers.cart_abandoned.v1") == []
+
+
+def test_store_purchase_by_loyalty_card_cancels_a_web_cart_once_identity_links_them(engine):
+    out = run(
+        engine,
+        add(0, ANON, "SKU-9", 50000),
+        click(2, {**ANON, "user_id": "minjun", "email": "minjun.kim@example.com"}, "login"),
+        pos(20, {"loyalty_id": "L-777", "email": "  MinJun.Kim@Example.COM "}, 50000),
+        click(200, TICK, "page_view"),
+    )
+    assert of(out, "triggers.cart_abandoned.v1") == []
+    profiles = {p.customer_id: p for p in of(out, "profiles.v1") if p is not None}
+    [buyer] = [p for p in profiles.values() if p.purchases]
+    assert buyer.channels == ["store", "web"] and buyer.identifier_counts == {
+        "user_id": 1, "email": 1, "anonymous_id": 1, "loyalty_id": 1}
+
+
+def test_purchase_after_the_trigger_is_a_recovery(engine):
+    run(engine, add(0, ANON, "SKU-1", 30000), click(40, TICK, "page_view"))
+    out = run(engine, order(90, ANON, 30000))
+    [r] = of(out, "triggers.cart_recovered.v1")
+    assert r.evidence.recovered_value == 30000 and r.evidence.minutes_after_trigger == 60
+    assert r.evidence.purchase_channel == "web"
+
+
+def test_a_late_purchase_still_decides_the_cart_in_event_time(engine):
+    # The purchase arrives after later traffic but within the allowed lateness: no abandonment.
+    out = run(engine, add(0, ANON), click(33, TICK, "page_view"), order(20, ANON), click(60, TICK, "page_view"))
+    assert of(out, "triggers.cart_abandoned.v1") == []
+
+
+def test_duplicates_are_ignored(engine):
+    rec = add(0, ANON)
+    run(engine, rec, rec, rec)
+    assert engine.stats["duplicates"] == 2 and engine.customers[next(iter(engine.customers))].cart["SKU-1"].quantity == 1
+
+
+def test_review_is_scored_before_the_model_learns_and_without_its_rating():
+    a, b = make_engine(), make_engine()
+    text = "The delivery was late and the box was damaged"
+    [sa] = of(run(a, review(0, ANON, text, rating=5)), "scores.reviews.v1")
+    [sb] = of(run(b, review(0, ANON, text, rating=1)), "scores.reviews.v1")
+    assert (sa.score, sa.label, sa.model_version) == (sb.score, sb.label, sb.model_version)
+    assert a.sentiment.version != sa.model_version  # it learned afterwards
+
+
+def test_strongly_negative_text_raises_negative_emotion_with_tone(engine):
+    out = run(engine, review(0, {"user_id": "u1"}, "Terrible, awful service. I am furious and want a refund!",
+                             channel="call_center"))
+    [t] = of(out, "triggers.negative_emotion.v1")
+    assert t.channel == "call_center" and t.severity in ("medium", "high") and t.suggested_tone
+    assert "English" in t.reason and t.evidence.score <= -0.5
+
+
+def test_consent_withdrawal_takes_effect_at_once(engine):
+    ids = {"user_id": "u1", "anonymous_id": "cookie-1"}
+    out = run(engine, consent(0, ids, False), add(1, ANON), click(40, TICK, "page_view"))
+    [t] = of(out, "triggers.cart_abandoned.v1")
+    assert t.contactable is False
+    profile = [p for p in of(out, "profiles.v1") if p and p.customer_id == t.customer_id][-1]
+    assert profile.consent == {"marketing": False} and len(profile.consent_history) == 1
+
+
+def test_consent_suppress_mode_holds_the_trigger_back():
+    engine = make_engine(consent_mode="suppress")
+    out = run(engine, consent(0, {"anonymous_id": "cookie-1"}, False), add(1, ANON), click(40, TICK, "page_view"))
+    assert of(out, "triggers.cart_abandoned.v1") == [] and engine.stats["suppressed:cart_abandoned:no_consent"] == 1
+
+
+def test_frequency_cap_per_customer_and_type():
+    engine = make_engine(trigger_cap_per_day=2)
+    texts = [review(m, {"user_id": "u1"}, "Awful, terrible, the worst. I hate it!") for m in (0, 10, 20)]
+    out = run(engine, *texts)
+    assert len(of(out, "triggers.negative_emotion.v1")) == 2
+    assert engine.stats["suppressed:negative_emotion:capped"] == 1
+
+
+def test_merge_folds_state_and_retires_the_absorbed_id(engine):
+    run(engine, add(0, {"anonymous_id": "cookie-1"}, "SKU-1"), pos(5, {"loyalty_id": "L1", "user_id": "u1"}, 1000))
+    out = run(engine, click(10, {"anonymous_id": "cookie-1", "user_id": "u1"}, "login"))
+    [m] = of(out, "identity.merges.v1")
+    survivor = engine.customers[m.surviving_customer_id]
+    assert m.absorbed_customer_id not in engine.customers and survivor.purchases == 1
+    assert m.linking_identifier.kind in ("anonymous_id", "user_id")
+    assert any(e.topic == "profiles.v1" and e.key == m.absorbed_customer_id and e.value is None for e in out)
+    later = run(engine, click(20, {"anonymous_id": "cookie-1"}, "page_view"))
+    assert {p.customer_id for p in of(later, "profiles.v1")} == {m.surviving_customer_id}
+
+
+def test_two_customers_with_different_user_ids_are_never_merged(engine):
+    out = run(engine, click(0, {"user_id": "a", "anonymous_id": "shared-tablet"}, "login"),
+              click(1, {"user_id": "b", "anonymous_id": "shared-tablet"}, "login"))
+    assert of(out, "identity.merges.v1") == [] and len(engine.customers) == 2
+    assert engine.stats["identifiers_dropped"] == 1
+
+
+def test_bad_input_goes_to_the_dlq_and_processing_continues(engine):
+    out = run(engine, raw("clickstream.v1", b"\xff\xfe garbage"), add(0, ANON),
+              raw("pos.v1", event(1, {"user_id": "u"}, type="purchase")))
+    dlq = of(out, "dlq.v1")
+    assert [d.error_type for d in dlq] == ["invalid_json", "validation"] and len(engine.customers) == 1
+
+
+def test_every_output_matches_its_contract_schema_and_holds_no_raw_pii():
+    from pipeline.drivers.generate import generate
+    from pipeline.drivers.replay import read_records
+
+    records = generate(seed=3, customers=60)
+    engine = make_engine()
+    out = engine.process_batch(read_records(iter(r.line() for r in records)))
+    raw_pii = set()
+    for r in records:
+        if isinstance(r.value, dict):
+            ids = r.value.get("identifiers", {})
+            raw_pii |= {v.strip().lower() for k, v in ids.items() if k in ("email", "phone") and isinstance(v, str)}
+    assert raw_pii
+    for e in out:
+        if e.value is None:
+            continue
+        data = e.value.model_dump_json()
+        OUTBOUND[e.topic].model_validate_json(data)
+        lowered = data.lower()
+        assert not any(p in lowered for p in raw_pii), e.topic
+    assert {e.topic for e in out} >= {"profiles.v1", "scores.reviews.v1", "identity.merges.v1", "dlq.v1",
+                                      "triggers.cart_abandoned.v1", "triggers.cart_recovered.v1"}
+
+
+def test_same_input_same_output():
+    from pipeline.drivers.generate import generate
+    from pipeline.drivers.replay import read_records
+
+    lines = [r.line() for r in generate(seed=5, customers=40)]
+
+    def once() -> list[bytes]:
+        engine = make_engine()
+        return [orjson.dumps([e.topic, e.key, e.value and e.value.model_dump(mode="json")])
+                for e in engine.process_batch(read_records(iter(lines)))]
+
+    assert once() == once()

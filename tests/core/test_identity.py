@@ -1,0 +1,75 @@
+"""Identity rules, and a property test against a reference union-find that applies the same rules."""
+from collections import Counter
+
+from hypothesis import given, settings, strategies as st
+
+from pipeline.core.identity import IdentityGraph
+from pipeline.core.records import Identifier as I
+from pipeline.core.rules import IDENTIFIER_KINDS, Rules
+
+
+def test_earliest_customer_survives_regardless_of_arrival_order():
+    g = IdentityGraph(Rules())
+    late = g.resolve((I("email", "m"),), ts=200, event_id="a").customer_id
+    early = g.resolve((I("loyalty_id", "l"),), ts=100, event_id="b").customer_id
+    [m] = g.resolve((I("email", "m"), I("loyalty_id", "l")), ts=300, event_id="c").merges
+    assert (m.survivor, m.absorbed) == (early, late)
+
+
+def test_limits_drop_the_lowest_priority_identifier():
+    g = IdentityGraph(Rules(identifier_limits={"user_id": 1, "email": 1}))
+    a = g.resolve((I("user_id", "a"), I("email", "x")), 1, "e1").customer_id
+    r = g.resolve((I("user_id", "a"), I("email", "y")), 2, "e2")
+    assert r.customer_id == a and r.dropped == [I("email", "y")] and "email:y" not in g.owner
+
+
+class Reference:
+    """Plain union-find over identifier keys, applying the same rules event by event."""
+
+    def __init__(self, limits):
+        self.parent, self.limits = {}, limits
+
+    def find(self, x):
+        while self.parent[x] != x:
+            x = self.parent[x]
+        return x
+
+    def groups(self):
+        out = {}
+        for x in self.parent:
+            out.setdefault(self.find(x), set()).add(x)
+        return out
+
+    def apply(self, idents):
+        kept = list(idents)
+        while len(kept) > 1:
+            roots = {self.find(i.key) for i in kept if i.key in self.parent}
+            members = {k for root, g in self.groups().items() if root in roots for k in g} | {i.key for i in kept}
+            counts = Counter(k.split(":")[0] for k in members)
+            if all(n <= self.limits.get(kind, n) for kind, n in counts.items()):
+                break
+            kept.pop()
+        for i in kept:
+            self.parent.setdefault(i.key, i.key)
+        for i in kept[1:]:
+            self.parent[self.find(i.key)] = self.find(kept[0].key)
+
+
+idents = st.lists(
+    st.tuples(st.sampled_from(IDENTIFIER_KINDS), st.integers(0, 4)), min_size=1, max_size=4, unique=True,
+).map(lambda xs: tuple(sorted((I(k, str(v)) for k, v in xs), key=lambda i: IDENTIFIER_KINDS.index(i.kind))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(idents, min_size=1, max_size=30))
+def test_grouping_matches_a_reference_union_find(events):
+    limits = {"user_id": 1, "email": 2, "phone": 2, "loyalty_id": 2, "device_id": 3, "anonymous_id": 4}
+    g, ref = IdentityGraph(Rules(identifier_limits=limits)), Reference(limits)
+    for n, ev in enumerate(events):
+        g.resolve(ev, ts=n, event_id=str(n))
+        ref.apply(ev)
+    ours = {frozenset(i.key for i in members) for members in g.members.values()}
+    assert ours == {frozenset(v) for v in ref.groups().values()}
+    for members in g.members.values():  # the rules hold for every customer
+        counts = Counter(i.kind for i in members)
+        assert all(n <= limits[k] for k, n in counts.items())

@@ -1,0 +1,92 @@
+import pickle
+
+import pytest
+
+from pipeline.core.models.churn import ChurnModel
+from pipeline.core.models.sentiment import SentimentModel, stars_to_label
+from pipeline.core.models.text import language, tokens
+from pipeline.core.profile import DAY_MS, CustomerState
+
+
+@pytest.mark.parametrize("text, sign", [
+    ("I love it, excellent quality and fast delivery!", 1),
+    ("Terrible. Broken on arrival and support was rude.", -1),
+    ("This is not good at all", -1),
+])
+def test_warm_start_gives_the_right_sign_on_clear_english(text, sign):
+    s = SentimentModel().score(text)
+    assert s.score * sign > 0.2 and s.language == "en"
+
+
+def test_unreadable_language_gets_a_low_confidence_neutral_score_at_first():
+    s = SentimentModel().score("배송이 너무 늦어요 ㅠㅠ")
+    assert (s.label, s.language) == ("neutral", "ko") and s.confidence <= 0.6 and s.score == 0
+
+
+def test_learning_from_ratings_moves_korean_scores():
+    m = SentimentModel(warmup=20)
+    for _ in range(30):
+        m.learn("정말 좋아요 만족합니다", "positive")
+        m.learn("너무 별로예요 실망입니다 ㅠㅠ", "negative")
+    assert m.score("별로예요 ㅠㅠ").score < 0 < m.score("좋아요 만족").score
+
+
+def test_stars_to_labels():
+    assert [stars_to_label(r) for r in range(1, 6)] == ["negative", "negative", "neutral", "positive", "positive"]
+
+
+def test_korean_laughter_and_crying_survive_as_features():
+    feats = tokens("좋아요 ㅋㅋㅋㅋ / 별로 ㅠㅠ")
+    assert "j:ㅋㅋ" in feats and "j:ㅠㅠ" in feats and language("ㅋㅋ good") == "ko"
+
+
+def test_sentiment_model_pickles_and_keeps_what_it_learned():
+    m = SentimentModel(warmup=5)
+    for _ in range(10):
+        m.learn("awful product", "negative")
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone.score("awful product") == m.score("awful product") and clone.version == m.version
+
+
+def test_churn_label_uses_only_purchases_up_to_the_horizon():
+    """A purchase after snapshot + H must not count as 'stayed'; one inside must."""
+    st = CustomerState("c", 0, 0)
+    st.purchase(0, 100.0, "KRW")
+    st.purchase(95 * DAY_MS, 100.0, "KRW")  # after the 90-day horizon of a day-0 snapshot
+    assert not st.purchased_between(0, 90 * DAY_MS)
+    assert st.purchased_between(0, 96 * DAY_MS)
+
+
+def test_churn_snapshot_is_learned_only_when_its_label_is_known():
+    m = ChurnModel(horizon_ms=90 * DAY_MS, warmup=1)
+    m.snapshot("c", 0, {"recency_days": 0.0, "purchases": 1.0})
+    assert m.due(89 * DAY_MS) == [] and m.learned == 0
+    [snap] = m.due(90 * DAY_MS)
+    m.learn(snap.x, True)
+    assert m.learned == 1 and 0 <= m.predict(snap.x) <= 1
+
+
+def test_churn_features_never_see_the_future():
+    st = CustomerState("c", 0, 0)
+    st.purchase(10 * DAY_MS, 100.0, "KRW")
+    st.purchase(50 * DAY_MS, 100.0, "KRW")
+    x = st.features(20 * DAY_MS)
+    assert x["purchases"] == 1 and x["recency_days"] == 10
+
+
+def test_engine_churn_labels_wait_for_the_horizon():
+    from tests.helpers import make_engine, order, run
+
+    engine = make_engine(churn_horizon_days=1)
+    run(engine, order(0, {"user_id": "u1"}))
+    assert engine.churn.pending == 1 and engine.churn.learned == 0
+    run(engine, order(60 * 23, {"user_id": "u2"}))
+    assert engine.churn.learned == 0  # 23 h later: label not known yet
+    run(engine, order(60 * 25 + 6, {"user_id": "u3"}))
+    assert engine.churn.learned == 1
+
+
+def test_churn_model_pickles():
+    m = ChurnModel(horizon_ms=10)
+    m.learn({"recency_days": 5.0}, True)
+    assert pickle.loads(pickle.dumps(m)).predict({"recency_days": 5.0}) == m.predict({"recency_days": 5.0})
