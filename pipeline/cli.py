@@ -16,7 +16,7 @@ def _worker(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.ops.topics import ensure_topics
 
     ensure_topics(s)
-    run_worker(s, build_engine(s), args.loglevel)
+    run_worker(s, build_engine(s, per_partition=True), args.loglevel)
 
 
 def _broker(args: argparse.Namespace, s: Settings) -> None:

@@ -1,42 +1,91 @@
-"""Event time: the watermark and timers that fire when it passes them.
+"""Event time: per-source watermarks and timers that fire when the watermark passes them.
+
+A source is one input partition (the worker) or the whole ordered input (replay). The watermark is
+the smallest of the active sources' latest event times, minus the allowed lateness, and never goes
+back. A source the driver ``expect``s holds the watermark until it delivers; a source the driver
+reports ``idle`` stops holding it back until it delivers again.
 
 >>> wm = Watermark(lateness_ms=10)
->>> wm.observe(100), wm.current
+>>> wm.observe("a", 100), wm.current
 (False, 90)
->>> wm.observe(80)   # behind the watermark: late
-True
+>>> wm.observe("b", 50), wm.current      # b lags: it holds the watermark back (never below 90)
+(True, 90)
+>>> wm.observe("a", 200), wm.current
+(False, 90)
+>>> wm.idle("b"); wm.current             # b has nothing more to say for now
+190
+>>> wm.expect("c"); wm.observe("a", 300), wm.current   # c is assigned but unheard: wait for it
+(False, 190)
 >>> t = Timers()
->>> t.schedule("cart:c1", 95); t.schedule("cart:c2", 85); t.schedule("cart:c1", 120)
->>> t.due(wm.current)   # c1 was rescheduled to 120
-['cart:c2']
+>>> t.schedule("c1", 95); t.schedule("c2", 85); t.schedule("c1", 120)
+>>> t.due(100)   # c1 was rescheduled to 120
+['c2']
 """
 from __future__ import annotations
 
 import heapq
+from collections.abc import Hashable
 
 
 class Watermark:
-    """Latest event time seen minus the allowed lateness; never goes back."""
-
     def __init__(self, lateness_ms: int) -> None:
         self.lateness_ms = lateness_ms
-        self.max_event_ms: int | None = None
+        self._latest: dict[Hashable, int | None] = {}  # None: expected, not heard yet
+        self._idle: set[Hashable] = set()
+        self._current: int | None = None
 
     @property
     def current(self) -> int | None:
-        return None if self.max_event_ms is None else self.max_event_ms - self.lateness_ms
+        return self._current
 
-    def observe(self, ts: int) -> bool:
-        """Note an event time; True when the event is behind the watermark (late)."""
-        late = self.max_event_ms is not None and ts < self.max_event_ms - self.lateness_ms
-        if self.max_event_ms is None or ts > self.max_event_ms:
-            self.max_event_ms = ts
-        return late
+    @property
+    def sources(self) -> int:
+        return len(self._latest)
 
-    def advance_idle(self, wall_ms: int) -> None:
-        """Live mode only: an idle input lets the wall clock move event time on (carts fire at night)."""
-        if self.max_event_ms is None or wall_ms > self.max_event_ms:
-            self.max_event_ms = wall_ms
+    def expect(self, source: Hashable) -> None:
+        """A source the driver was assigned: the watermark waits for it until it delivers or goes idle."""
+        if source not in self._latest:
+            self._latest[source] = None
+            self._idle.discard(source)
+
+    def forget(self, source: Hashable) -> None:
+        """A source the driver no longer reads (e.g. a revoked partition)."""
+        self._latest.pop(source, None)
+        self._idle.discard(source)
+        if self._latest:
+            self._recompute()
+
+    def observe(self, source: Hashable, ts: int) -> bool:
+        """Note an event time from ``source``; True when the event is behind the watermark (late)."""
+        self._idle.discard(source)
+        latest = self._latest.get(source)
+        if latest is None or ts > latest:
+            self._latest[source] = ts
+        self._recompute()
+        return self._current is not None and ts < self._current
+
+    def idle(self, source: Hashable) -> None:
+        """The driver saw no input from ``source`` for a while: stop waiting for it."""
+        if source in self._latest:
+            self._idle.add(source)
+            self._recompute()
+
+    def advance_wall(self, wall_ms: int) -> None:
+        """Live mode, every input idle: the wall clock moves event time on (a cart still fires at night)."""
+        candidate = wall_ms - self.lateness_ms
+        if self._current is None or candidate > self._current:
+            self._current = candidate
+
+    def _recompute(self) -> None:
+        active = [ts for s, ts in self._latest.items() if s not in self._idle]
+        if None in active:
+            return
+        heard = [ts for ts in self._latest.values() if ts is not None]
+        if not heard:
+            return
+        candidate = (min(active) if active else max(heard)) - self.lateness_ms
+        if self._current is None or candidate > self._current:
+            self._current = candidate
 
 
 class Timers:

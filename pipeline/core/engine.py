@@ -20,7 +20,7 @@ from pipeline.core.ingest import Ingest
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
 from pipeline.core.pii import Hasher
-from pipeline.core.profile import DAY_MS, Abandoned, CustomerState
+from pipeline.core.profile import DAY_MS, Abandoned, CustomerState, Purchase
 from pipeline.core.records import Emit, Event, RawRecord, to_dt
 from pipeline.core.rules import Rules
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
@@ -37,9 +37,11 @@ TRIGGER_TOPICS = {
 class Engine:
     """All processing state of one worker (or one replay) and the logic that moves it."""
 
-    def __init__(self, rules: Rules, hasher: Hasher, now: Callable[[], datetime],
+    def __init__(self, rules: Rules, hasher: Hasher, now: Callable[[], datetime], per_partition: bool = False,
                  sentiment: SentimentModel | None = None, churn: ChurnModel | None = None) -> None:
+        """``per_partition``: one watermark source per input partition (worker), else one ordered input (replay)."""
         self.rules = rules
+        self.per_partition = per_partition
         self.now = now
         self.ingest = Ingest(rules, hasher)
         self.identity = IdentityGraph(rules)
@@ -78,7 +80,7 @@ class Engine:
             self.stats["duplicates"] += 1
             return
         self.stats[f"events:{decoded.topic}"] += 1
-        if self.watermark.observe(decoded.ts):
+        if self.watermark.observe((rec.topic, rec.partition) if self.per_partition else None, decoded.ts):
             self.stats["late"] += 1
         self.fire_due(out)
         self._apply(decoded, out)
@@ -93,9 +95,13 @@ class Engine:
         self._dirty.clear()
         return out
 
-    def idle(self, wall_ms: int) -> list[Emit]:
-        """Live mode: no input for a while, so let the wall clock move event time on."""
-        self.watermark.advance_idle(wall_ms)
+    def sources_idle(self, sources: Iterable[tuple[str, int]], wall_ms: int | None = None) -> list[Emit]:
+        """Live mode: these partitions sent nothing for a while; with ``wall_ms``, all input is idle and the
+        wall clock moves event time on."""
+        for source in sources:
+            self.watermark.idle(source)
+        if wall_ms is not None:
+            self.watermark.advance_wall(wall_ms)
         out: list[Emit] = []
         self.fire_due(out)
         out.extend(self.end_batch())
@@ -124,14 +130,13 @@ class Engine:
         st = self.customers.get(res.customer_id)
         if st is None:
             st = self.customers[res.customer_id] = CustomerState(res.customer_id, ev.ts, ev.ts)
-        self._check_cart(st, ev.ts - 1, out)  # a cart whose window closed before this event is abandoned first
         body = ev.body
         if isinstance(body, ClickEvent):
             self._click(st, ev, body, out)
         elif isinstance(body, PosEvent):
             st.touch(ev.ts, "store")
             if body.type == "purchase":
-                self._purchase(st, ev, body.total, body.currency, "store", out)
+                self._purchase(st, Purchase(ev.ts, body.total, "store", ev.event_id), body.currency, out)
             else:
                 st.returned(body.total)
         elif isinstance(body, ReviewEvent):
@@ -154,8 +159,9 @@ class Engine:
         elif kind == "search":
             st.searches += 1
         elif kind == "add_to_cart" and body.product:
-            st.add_to_cart(body.product.sku, body.product.quantity, body.product.price, ev.ts, ev.event_id)
-            self.cart_timers.schedule(st.customer_id, st.cart_updated + self._window_ms)
+            p = body.product
+            if st.add_to_cart(p.sku, p.quantity, p.price, ev.ts, ev.event_id, self._window_ms):
+                self.cart_timers.schedule(st.customer_id, st.cart_updated + self._window_ms)
         elif kind == "remove_from_cart" and body.product:
             st.remove_from_cart(body.product.sku, body.product.quantity, ev.ts, ev.event_id)
             if st.cart:
@@ -163,17 +169,20 @@ class Engine:
             else:
                 self.cart_timers.cancel(st.customer_id)
         elif kind == "order_completed" and body.order:
-            self._purchase(st, ev, body.order.total, body.order.currency, "web", out)
+            self._purchase(st, Purchase(ev.ts, body.order.total, "web", ev.event_id), body.order.currency, out)
 
-    def _purchase(self, st: CustomerState, ev: Event, total: float, currency: str, channel: str,
-                  out: list[Emit]) -> None:
+    def _purchase(self, st: CustomerState, p: Purchase, currency: str, out: list[Emit]) -> None:
+        st.purchase(p, currency.upper(), self._window_ms)
+        if not st.cart:
+            self.cart_timers.cancel(st.customer_id)
+        self._recover(st, p, out)
+
+    def _recover(self, st: CustomerState, p: Purchase, out: list[Emit]) -> None:
+        """A purchase after a cart_abandoned trigger, within the recovery window, recovers it (once)."""
         ab = st.abandoned
-        if ab is not None and ab.at <= ev.ts <= ab.at + self._recovery_ms:
-            self._emit(st, triggers.cart_recovered(st, ab, ev.ts, total, channel, ev.event_id, self.now()), ev.ts, out)
-        if ab is not None and ev.ts >= ab.at:
+        if ab is not None and ab.at < p.ts <= ab.at + self._recovery_ms:
             st.abandoned = None
-        st.purchase(ev.ts, total, currency.upper())
-        self.cart_timers.cancel(st.customer_id)
+            self._emit(st, triggers.cart_recovered(st, ab, p.ts, p.total, p.channel, p.event_id, self.now()), p.ts, out)
 
     def _review(self, st: CustomerState, ev: Event, body: ReviewEvent, out: list[Emit]) -> None:
         st.touch(ev.ts, body.channel)
@@ -189,21 +198,24 @@ class Engine:
         if body.rating is not None:
             self.sentiment.learn(body.text, stars_to_label(body.rating))
 
-    def _check_cart(self, st: CustomerState, until: int | None, out: list[Emit]) -> None:
-        """Fire cart_abandoned when the cart's window closed at or before ``until`` (event time)."""
-        if until is None or not st.cart or st.cart_episode is None or st.cart_updated is None:
+    def _check_cart(self, st: CustomerState, watermark: int | None, out: list[Emit]) -> None:
+        """Fire cart_abandoned when the watermark has passed the cart's window; the episode then ends."""
+        if watermark is None or not st.cart or st.cart_updated is None:
             return
         deadline = st.cart_updated + self._window_ms
-        if deadline > until:
+        if deadline > watermark:
             self.cart_timers.schedule(st.customer_id, deadline)
             return
         trigger = triggers.cart_abandoned(st, deadline, self.rules, self.now())
         st.carts_abandoned += 1
-        st.cart_episode = None  # fired once; the next cart activity opens a new episode
-        self.cart_timers.cancel(st.customer_id)
         if self._emit(st, trigger, deadline, out):
             st.abandoned = Abandoned(trigger.trigger_id, deadline, st.cart_value, trigger.evidence.currency)
+        st.clear_cart()
+        self.cart_timers.cancel(st.customer_id)
         self._dirty[st.customer_id] = None
+        later = [p for p in st.purchase_log if p.ts > deadline]  # read before the watermark got here
+        if later:
+            self._recover(st, later[0], out)
 
     def _churn(self, st: CustomerState, ev: Event, out: list[Emit]) -> None:
         x = st.features(ev.ts)

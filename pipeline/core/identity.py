@@ -64,7 +64,9 @@ class IdentityGraph:
         while root in self.alias:
             root = self.alias[root]
         while customer_id != root:
-            customer_id, self.alias[customer_id] = self.alias[customer_id], root
+            parent = self.alias[customer_id]
+            self.alias[customer_id] = root
+            customer_id = parent
         return root
 
     def resolve(self, idents: tuple[Identifier, ...], ts: int, event_id: str) -> Resolution:

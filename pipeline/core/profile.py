@@ -22,6 +22,15 @@ def _ewma(old: float | None, new: float, alpha: float) -> float:
 class CartLine:
     quantity: int
     unit_price: float | None
+    added_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    ts: int
+    total: float
+    channel: str
+    event_id: str
 
 
 @dataclass(slots=True)
@@ -44,7 +53,7 @@ class CustomerState:
     returns: int = 0
     revenue: float = 0.0
     currency: str | None = None
-    purchase_times: list[int] = field(default_factory=list)
+    purchase_log: list[Purchase] = field(default_factory=list)
     sessions: int = 0
     last_session: str | None = None
     last_click: int | None = None
@@ -92,15 +101,21 @@ class CustomerState:
     def cart_value(self) -> float:
         return sum(line.quantity * (line.unit_price or 0.0) for line in self.cart.values())
 
-    def add_to_cart(self, sku: str, quantity: int, price: float | None, ts: int, event_id: str) -> None:
+    def add_to_cart(self, sku: str, quantity: int, price: float | None, ts: int, event_id: str, window_ms: int) -> bool:
+        """Add a line; False when a purchase inside this add's window, read first, already settled it."""
+        if self.purchased_between(ts - 1, ts + window_ms):
+            return False
         if not self.cart:
             self.cart_started, self.cart_episode, self.cart_causes = ts, event_id, []
             self.carts_started += 1
-        line = self.cart.setdefault(sku, CartLine(0, price))
+        self.cart_started = min(self.cart_started or ts, ts)
+        line = self.cart.setdefault(sku, CartLine(0, price, ts))
         line.quantity += quantity
+        line.added_at = max(line.added_at, ts)
         if price is not None:
             line.unit_price = price
         self._cart_touched(ts, event_id)
+        return True
 
     def remove_from_cart(self, sku: str, quantity: int, ts: int, event_id: str) -> None:
         line = self.cart.get(sku)
@@ -121,12 +136,23 @@ class CustomerState:
     def clear_cart(self) -> None:
         self.cart, self.cart_started, self.cart_updated, self.cart_episode, self.cart_causes = {}, None, None, None, []
 
-    def purchase(self, ts: int, total: float, currency: str) -> None:
+    def purchase(self, p: Purchase, currency: str, window_ms: int) -> None:
+        """Count a purchase; it settles the cart lines added before it if it falls inside the cart's window."""
         self.purchases += 1
-        self.revenue += total
+        self.revenue += p.total
         self.currency = currency
-        self.purchase_times = sorted(self.purchase_times + [ts])[-KEEP_PURCHASES:]
-        self.clear_cart()
+        self.purchase_log = sorted(self.purchase_log + [p], key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
+        if self.cart and self.cart_started is not None and self.cart_updated is not None \
+                and self.cart_started <= p.ts <= self.cart_updated + window_ms:
+            self.cart = {sku: line for sku, line in self.cart.items() if line.added_at > p.ts}
+            if self.cart:
+                self.cart_started = min(line.added_at for line in self.cart.values())
+            else:
+                self.clear_cart()
+
+    @property
+    def purchase_times(self) -> list[int]:
+        return [p.ts for p in self.purchase_log]
 
     def returned(self, total: float) -> None:
         self.returns += 1
@@ -164,7 +190,7 @@ class CustomerState:
                      "carts_started", "carts_abandoned"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.currency = self.currency or other.currency
-        self.purchase_times = sorted(self.purchase_times + other.purchase_times)[-KEEP_PURCHASES:]
+        self.purchase_log = sorted(self.purchase_log + other.purchase_log, key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
         if other.last_click is not None and (self.last_click is None or other.last_click > self.last_click):
             self.last_click, self.last_session = other.last_click, other.last_session
         self._absorb_cart(other)
@@ -192,8 +218,9 @@ class CustomerState:
         if not self.cart or (other.cart_started or 0) < (self.cart_started or 0):
             self.cart_started, self.cart_episode = other.cart_started, other.cart_episode
         for sku, line in other.cart.items():
-            mine = self.cart.setdefault(sku, CartLine(0, line.unit_price))
+            mine = self.cart.setdefault(sku, CartLine(0, line.unit_price, line.added_at))
             mine.quantity += line.quantity
+            mine.added_at = max(mine.added_at, line.added_at)
         self.cart_updated = max(filter(None, (self.cart_updated, other.cart_updated)))
         self.cart_causes = sorted(set(self.cart_causes + other.cart_causes))[-KEEP_CAUSES:]
 

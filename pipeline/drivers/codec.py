@@ -16,8 +16,9 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock) -> Engine:
-    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now)
+def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock, per_partition: bool = False) -> Engine:
+    """The engine a driver runs: ``per_partition`` watermarks for the worker, one ordered input for replay."""
+    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now, per_partition)
 
 
 def value_bytes(emit: Emit) -> bytes | None:

@@ -26,15 +26,24 @@ class Runner:
         self.settings, self.engine, self.publisher, self.metrics = settings, engine, publisher, metrics
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()
+        self._heard: dict[tuple[str, int], float] = {}  # source -> when it last delivered (monotonic)
 
     async def batch(self, records: list[RawRecord]) -> None:
-        self.last_input = time.monotonic()
+        self.last_input = now = time.monotonic()
+        for r in records:
+            self._heard[(r.topic, r.partition)] = now
         await self._run(lambda: self.engine.process_batch(records), len(records))
 
     async def tick(self) -> None:
+        """Report silent partitions (and, after longer silence, the wall clock) to the engine."""
+        now = time.monotonic()
+        silent = [s for s, t in self._heard.items() if now - t >= self.settings.idle_partition_s]
+        for s in silent:
+            del self._heard[s]  # reported once; delivering again makes it active again
         idle = self.settings.idle_advance_s
-        if idle and time.monotonic() - self.last_input >= idle:
-            await self._run(lambda: self.engine.idle(int(time.time() * 1000)), 0)
+        wall = int(time.time() * 1000) if idle and now - self.last_input >= idle else None
+        if silent or wall is not None:
+            await self._run(lambda: self.engine.sources_idle(silent, wall), 0)
 
     async def _run(self, step, n: int) -> None:
         async with self.lock:

@@ -161,3 +161,37 @@ def test_same_input_same_output():
                 for e in engine.process_batch(read_records(iter(lines)))]
 
     assert once() == once()
+
+
+# ---- arrival order: outcomes are decided in event time, whatever is read first -----------------------
+
+
+def test_a_purchase_read_before_the_cart_it_settles_still_settles_it(engine):
+    out = run(engine, order(10, ANON), add(0, ANON), click(200, TICK, "page_view"))
+    assert of(out, "triggers.cart_abandoned.v1") == []
+
+
+def test_a_purchase_after_the_window_read_before_the_timer_is_abandonment_then_recovery(engine):
+    out = run(engine, add(0, ANON, "SKU-1", 20000), order(50, ANON, 20000), click(200, TICK, "page_view"))
+    [a] = of(out, "triggers.cart_abandoned.v1")
+    [r] = of(out, "triggers.cart_recovered.v1")
+    assert r.evidence.abandoned_trigger_id == a.trigger_id and r.evidence.minutes_after_trigger == 20
+
+
+def test_a_lagging_partition_holds_the_watermark_back():
+    from tests.helpers import make_engine
+
+    engine = make_engine()
+    engine.per_partition = True
+    lagging = pos(5, {"anonymous_id": "cookie-1"}, 10000)
+    ahead = [add(0, ANON), click(300, TICK, "page_view")]
+    out = run(engine, *ahead)  # clickstream is far ahead, pos.v1 has not been heard yet: it cannot hold back
+    assert len(of(out, "triggers.cart_abandoned.v1")) == 1
+    engine2 = make_engine()
+    engine2.per_partition = True
+    out = run(engine2, pos(-60, {"anonymous_id": "other"}), *ahead)  # pos.v1 heard at -60 min: it holds back
+    assert of(out, "triggers.cart_abandoned.v1") == []
+    out = run(engine2, lagging, click(301, TICK, "page_view"))
+    assert of(out, "triggers.cart_abandoned.v1") == []  # the store purchase settled the cart
+    out = engine2.sources_idle([("pos.v1", 0)])
+    assert of(out, "triggers.cart_abandoned.v1") == []

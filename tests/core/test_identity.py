@@ -73,3 +73,13 @@ def test_grouping_matches_a_reference_union_find(events):
     for members in g.members.values():  # the rules hold for every customer
         counts = Counter(i.kind for i in members)
         assert all(n <= limits[k] for k, n in counts.items())
+
+
+def test_canonical_follows_chains_of_merges_and_compresses_them():
+    g = IdentityGraph(Rules())
+    ids = [g.resolve((I("anonymous_id", str(n)),), ts=n, event_id=str(n)).customer_id for n in range(4)]
+    for n in (3, 2, 1):  # each merge absorbs the later customer into the earlier one
+        g.resolve((I("anonymous_id", str(n - 1)), I("anonymous_id", str(n))), ts=10 + n, event_id=f"m{n}")
+    assert [g.canonical(c) for c in ids] == [ids[0]] * 4
+    assert [g.canonical(c) for c in ids] == [ids[0]] * 4  # idempotent after compression
+    assert all(g.alias[c] == ids[0] for c in ids[1:])

@@ -5,7 +5,7 @@ import pytest
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
 from pipeline.core.models.text import language, tokens
-from pipeline.core.profile import DAY_MS, CustomerState
+from pipeline.core.profile import DAY_MS, CustomerState, Purchase
 
 
 @pytest.mark.parametrize("text, sign", [
@@ -51,8 +51,8 @@ def test_sentiment_model_pickles_and_keeps_what_it_learned():
 def test_churn_label_uses_only_purchases_up_to_the_horizon():
     """A purchase after snapshot + H must not count as 'stayed'; one inside must."""
     st = CustomerState("c", 0, 0)
-    st.purchase(0, 100.0, "KRW")
-    st.purchase(95 * DAY_MS, 100.0, "KRW")  # after the 90-day horizon of a day-0 snapshot
+    st.purchase(Purchase(0, 100.0, "web", "e"), "KRW", 1)
+    st.purchase(Purchase(95 * DAY_MS, 100.0, "web", "e"), "KRW", 1)  # after the 90-day horizon of a day-0 snapshot
     assert not st.purchased_between(0, 90 * DAY_MS)
     assert st.purchased_between(0, 96 * DAY_MS)
 
@@ -68,8 +68,8 @@ def test_churn_snapshot_is_learned_only_when_its_label_is_known():
 
 def test_churn_features_never_see_the_future():
     st = CustomerState("c", 0, 0)
-    st.purchase(10 * DAY_MS, 100.0, "KRW")
-    st.purchase(50 * DAY_MS, 100.0, "KRW")
+    st.purchase(Purchase(10 * DAY_MS, 100.0, "web", "e"), "KRW", 1)
+    st.purchase(Purchase(50 * DAY_MS, 100.0, "web", "e"), "KRW", 1)
     x = st.features(20 * DAY_MS)
     assert x["purchases"] == 1 and x["recency_days"] == 10
 
