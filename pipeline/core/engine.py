@@ -20,7 +20,7 @@ from pipeline.core.ingest import Ingest
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
 from pipeline.core.pii import Hasher
-from pipeline.core.profile import DAY_MS, Abandoned, CustomerState, Purchase
+from pipeline.core.profile import DAY_MS, KEEP_ABANDONED, Abandoned, CustomerState, Purchase
 from pipeline.core.records import Emit, Event, RawRecord, to_dt
 from pipeline.core.rules import Rules
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
@@ -95,6 +95,15 @@ class Engine:
         self._dirty.clear()
         return out
 
+    def assign(self, sources: Iterable[tuple[str, int]]) -> None:
+        """The driver now reads these partitions: the watermark waits for each until it delivers or idles."""
+        for source in sources:
+            self.watermark.expect(source)
+
+    def revoke(self, sources: Iterable[tuple[str, int]]) -> None:
+        for source in sources:
+            self.watermark.forget(source)
+
     def sources_idle(self, sources: Iterable[tuple[str, int]], wall_ms: int | None = None) -> list[Emit]:
         """Live mode: these partitions sent nothing for a while; with ``wall_ms``, all input is idle and the
         wall clock moves event time on."""
@@ -160,29 +169,28 @@ class Engine:
             st.searches += 1
         elif kind == "add_to_cart" and body.product:
             p = body.product
-            if st.add_to_cart(p.sku, p.quantity, p.price, ev.ts, ev.event_id, self._window_ms):
-                self.cart_timers.schedule(st.customer_id, st.cart_updated + self._window_ms)
+            st.add_to_cart(p.sku, p.quantity, p.price, ev.ts, ev.event_id, self._window_ms)
+            self._schedule_cart(st)
         elif kind == "remove_from_cart" and body.product:
-            st.remove_from_cart(body.product.sku, body.product.quantity, ev.ts, ev.event_id)
-            if st.cart:
-                self.cart_timers.schedule(st.customer_id, st.cart_updated + self._window_ms)
-            else:
-                self.cart_timers.cancel(st.customer_id)
+            st.carts.remove(body.product.sku, body.product.quantity, ev.ts, ev.event_id)
+            self._schedule_cart(st)
         elif kind == "order_completed" and body.order:
             self._purchase(st, Purchase(ev.ts, body.order.total, "web", ev.event_id), body.order.currency, out)
 
     def _purchase(self, st: CustomerState, p: Purchase, currency: str, out: list[Emit]) -> None:
         st.purchase(p, currency.upper(), self._window_ms)
-        if not st.cart:
-            self.cart_timers.cancel(st.customer_id)
-        self._recover(st, p, out)
+        self._schedule_cart(st)
+        self._recover(st, out)
 
-    def _recover(self, st: CustomerState, p: Purchase, out: list[Emit]) -> None:
-        """A purchase after a cart_abandoned trigger, within the recovery window, recovers it (once)."""
-        ab = st.abandoned
-        if ab is not None and ab.at < p.ts <= ab.at + self._recovery_ms:
-            st.abandoned = None
-            self._emit(st, triggers.cart_recovered(st, ab, p.ts, p.total, p.channel, p.event_id, self.now()), p.ts, out)
+    def _recover(self, st: CustomerState, out: list[Emit]) -> None:
+        """The first purchase after a cart_abandoned trigger, within the recovery window, recovers it (once),
+        whichever was read first: the purchase, the trigger's timer, or the merge that linked them."""
+        for ab in list(st.abandoned):
+            p = next((p for p in st.purchase_log if ab.at < p.ts <= ab.at + self._recovery_ms), None)
+            if p is not None:
+                st.abandoned.remove(ab)
+                trigger = triggers.cart_recovered(st, ab, p.ts, p.total, p.channel, p.event_id, self.now())
+                self._emit(st, trigger, p.ts, out)
 
     def _review(self, st: CustomerState, ev: Event, body: ReviewEvent, out: list[Emit]) -> None:
         st.touch(ev.ts, body.channel)
@@ -198,24 +206,27 @@ class Engine:
         if body.rating is not None:
             self.sentiment.learn(body.text, stars_to_label(body.rating))
 
-    def _check_cart(self, st: CustomerState, watermark: int | None, out: list[Emit]) -> None:
-        """Fire cart_abandoned when the watermark has passed the cart's window; the episode then ends."""
-        if watermark is None or not st.cart or st.cart_updated is None:
-            return
-        deadline = st.cart_updated + self._window_ms
-        if deadline > watermark:
+    def _schedule_cart(self, st: CustomerState) -> None:
+        deadline = st.carts.next_deadline(self._window_ms)
+        if deadline is None:
+            self.cart_timers.cancel(st.customer_id)
+        else:
             self.cart_timers.schedule(st.customer_id, deadline)
+
+    def _check_cart(self, st: CustomerState, watermark: int | None, out: list[Emit]) -> None:
+        """Fire cart_abandoned for every episode whose window the watermark has passed."""
+        if watermark is None:
             return
-        trigger = triggers.cart_abandoned(st, deadline, self.rules, self.now())
-        st.carts_abandoned += 1
-        if self._emit(st, trigger, deadline, out):
-            st.abandoned = Abandoned(trigger.trigger_id, deadline, st.cart_value, trigger.evidence.currency)
-        st.clear_cart()
-        self.cart_timers.cancel(st.customer_id)
-        self._dirty[st.customer_id] = None
-        later = [p for p in st.purchase_log if p.ts > deadline]  # read before the watermark got here
-        if later:
-            self._recover(st, later[0], out)
+        for cart in st.carts.due(watermark, self._window_ms):
+            deadline = cart.updated + self._window_ms
+            trigger = triggers.cart_abandoned(st, cart, deadline, self.rules, self.now())
+            st.carts_abandoned += 1
+            if self._emit(st, trigger, deadline, out):
+                st.abandoned = (st.abandoned + [Abandoned(trigger.trigger_id, deadline, cart.value,
+                                                          trigger.evidence.currency)])[-KEEP_ABANDONED:]
+                self._recover(st, out)  # a purchase read before the watermark got here
+            self._dirty[st.customer_id] = None
+        self._schedule_cart(st)
 
     def _churn(self, st: CustomerState, ev: Event, out: list[Emit]) -> None:
         x = st.features(ev.ts)
@@ -248,11 +259,11 @@ class Engine:
         absorbed = self.customers.pop(m.absorbed, None)
         if survivor is None and absorbed is not None:
             survivor = self.customers[m.survivor] = CustomerState(m.survivor, absorbed.first_seen, absorbed.last_seen)
-        if absorbed is not None and survivor is not None:
-            survivor.absorb(absorbed)
-            if survivor.cart and survivor.cart_updated is not None:
-                self.cart_timers.schedule(m.survivor, survivor.cart_updated + self._window_ms)
         self.cart_timers.cancel(m.absorbed)
+        if absorbed is not None and survivor is not None:
+            survivor.absorb(absorbed, self._window_ms, m.ts)
+            self._schedule_cart(survivor)
+            self._recover(survivor, out)
         self._dirty.pop(m.absorbed, None)
         merge_id = hashlib.sha256(f"merge|{m.absorbed}|{m.survivor}".encode()).hexdigest()[:32]
         out.append(Emit("identity.merges.v1", m.survivor, IdentityMerge(

@@ -37,7 +37,7 @@ class Merge:
     survivor: str
     absorbed: str
     link: Identifier
-    ts: int
+    ts: int  # event time at which the link was complete: the event's, or a later one its identifiers joined at
     event_id: str
 
 
@@ -56,6 +56,7 @@ class IdentityGraph:
         self.owner: dict[str, str] = {}  # identifier key -> customer id
         self.members: dict[str, list[Identifier]] = {}  # customer id -> identifiers
         self.born: dict[str, int] = {}  # customer id -> earliest event time seen
+        self.since: dict[str, int] = {}  # identifier key -> event time from which it is known to be its owner's
         self.alias: dict[str, str] = {}  # absorbed id -> the id that absorbed it
 
     def canonical(self, customer_id: str) -> str:
@@ -82,15 +83,24 @@ class IdentityGraph:
         else:
             cid = min(owners, key=lambda c: (self.born[c], c))
         res = Resolution(cid, dropped=dropped)
+        before = {i.key: self.owner.get(i.key) for i in kept}
+
+        def since(customer: str) -> int:  # the earliest this event's identifiers are known to be ``customer``'s
+            return min(self.since[k] for k, c in before.items() if c == customer)
+
         for other in owners:
             if other != cid:
-                link = next(i for i in kept if self.owner.get(i.key) == other)
-                self._absorb(cid, other)
-                res.merges.append(Merge(cid, other, link, ts, event_id))
+                known = max(ts, since(other))  # what ``other`` holds reaches this event's link from then on
+                link = next(i for i in kept if before[i.key] == other)
+                self._absorb(cid, other, known)
+                res.merges.append(Merge(cid, other, link, known, event_id))
         for ident in kept:
-            if ident.key not in self.owner:
-                self.owner[ident.key] = cid
+            owner = self.owner.get(ident.key)
+            if owner is None:
+                self.owner[ident.key], self.since[ident.key] = cid, ts
                 self.members[cid].append(ident)
+            elif before[ident.key] == cid and ts < self.since[ident.key]:
+                self.since[ident.key] = ts  # seen with this customer earlier in event time than first read
         self.born[cid] = min(self.born[cid], ts)
         return res
 
@@ -107,9 +117,10 @@ class IdentityGraph:
         keys.update((i.key, i.kind) for i in idents)
         return all(n <= self._limits.get(kind, n) for kind, n in Counter(keys.values()).items())
 
-    def _absorb(self, survivor: str, absorbed: str) -> None:
+    def _absorb(self, survivor: str, absorbed: str, known: int) -> None:
         for ident in self.members.pop(absorbed):
             self.owner[ident.key] = survivor
+            self.since[ident.key] = max(self.since[ident.key], known)
             self.members[survivor].append(ident)
         self.born[survivor] = min(self.born[survivor], self.born.pop(absorbed))
         self.alias[absorbed] = survivor

@@ -1,8 +1,9 @@
 """Per-customer state: behaviour, cart, emotion, consent; folding on merge; features and the profile record."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from pipeline.core.cart import Carts
 from pipeline.core.records import to_dt
 from schemas.outbound import ConsentChange, Profile
 
@@ -10,19 +11,12 @@ DAY_MS = 86_400_000
 SESSION_GAP_MS = 30 * 60_000
 KEEP_PURCHASES = 32
 KEEP_CONSENT = 20
-KEEP_CAUSES = 20
+KEEP_ABANDONED = 5
 FAST, SLOW = 0.3, 0.05  # EWMA weights of the recent and long-run sentiment averages
 
 
 def _ewma(old: float | None, new: float, alpha: float) -> float:
     return new if old is None else old + alpha * (new - old)
-
-
-@dataclass(slots=True)
-class CartLine:
-    quantity: int
-    unit_price: float | None
-    added_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +25,12 @@ class Purchase:
     total: float
     channel: str
     event_id: str
+    linked_at: int | None = None  # event time from which it was known to be this customer's (after a merge)
 
 
 @dataclass(slots=True)
 class Abandoned:
-    """The last cart_abandoned trigger, kept until a purchase recovers it or the recovery window ends."""
+    """A cart_abandoned trigger, kept until a purchase recovers it (or it is pushed out)."""
 
     trigger_id: str
     at: int
@@ -60,14 +55,10 @@ class CustomerState:
     page_views: int = 0
     product_views: int = 0
     searches: int = 0
-    cart: dict[str, CartLine] = field(default_factory=dict)
-    cart_started: int | None = None
-    cart_updated: int | None = None
-    cart_episode: str | None = None
-    cart_causes: list[str] = field(default_factory=list)
+    carts: Carts = field(default_factory=Carts)
     carts_started: int = 0
     carts_abandoned: int = 0
-    abandoned: Abandoned | None = None
+    abandoned: list[Abandoned] = field(default_factory=list)
     texts: int = 0
     sentiment_avg: float | None = None
     sentiment_long: float | None = None
@@ -97,58 +88,24 @@ class CustomerState:
         self.sessions += new
         self.last_click = ts if self.last_click is None else max(self.last_click, ts)
 
-    @property
-    def cart_value(self) -> float:
-        return sum(line.quantity * (line.unit_price or 0.0) for line in self.cart.values())
+    def add_to_cart(self, sku: str, quantity: int, price: float | None, ts: int, event_id: str, window: int) -> None:
+        """Add a line to its episode; purchases already read settle it as if they had come after it."""
+        self.carts_started += self.carts.add(sku, quantity, price, ts, event_id, window)
+        self._settle(window, since=ts)
 
-    def add_to_cart(self, sku: str, quantity: int, price: float | None, ts: int, event_id: str, window_ms: int) -> bool:
-        """Add a line; False when a purchase inside this add's window, read first, already settled it."""
-        if self.purchased_between(ts - 1, ts + window_ms):
-            return False
-        if not self.cart:
-            self.cart_started, self.cart_episode, self.cart_causes = ts, event_id, []
-            self.carts_started += 1
-        self.cart_started = min(self.cart_started or ts, ts)
-        line = self.cart.setdefault(sku, CartLine(0, price, ts))
-        line.quantity += quantity
-        line.added_at = max(line.added_at, ts)
-        if price is not None:
-            line.unit_price = price
-        self._cart_touched(ts, event_id)
-        return True
+    def _settle(self, window: int, since: int | None = None) -> None:
+        """Let the purchases read so far settle cart lines that arrived after them (from ``since`` on)."""
+        for p in self.purchase_log:
+            if since is None or p.ts >= since:
+                self.carts.settle(p.ts, window, p.linked_at)
 
-    def remove_from_cart(self, sku: str, quantity: int, ts: int, event_id: str) -> None:
-        line = self.cart.get(sku)
-        if line is None:
-            return
-        line.quantity -= quantity
-        if line.quantity <= 0:
-            del self.cart[sku]
-        if self.cart:
-            self._cart_touched(ts, event_id)
-        else:
-            self.clear_cart()
-
-    def _cart_touched(self, ts: int, event_id: str) -> None:
-        self.cart_updated = ts if self.cart_updated is None else max(self.cart_updated, ts)
-        self.cart_causes = (self.cart_causes + [event_id])[-KEEP_CAUSES:]
-
-    def clear_cart(self) -> None:
-        self.cart, self.cart_started, self.cart_updated, self.cart_episode, self.cart_causes = {}, None, None, None, []
-
-    def purchase(self, p: Purchase, currency: str, window_ms: int) -> None:
-        """Count a purchase; it settles the cart lines added before it if it falls inside the cart's window."""
+    def purchase(self, p: Purchase, currency: str, window: int) -> None:
+        """Count a purchase; it settles the cart lines added before it inside an episode's window."""
         self.purchases += 1
         self.revenue += p.total
         self.currency = currency
         self.purchase_log = sorted(self.purchase_log + [p], key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
-        if self.cart and self.cart_started is not None and self.cart_updated is not None \
-                and self.cart_started <= p.ts <= self.cart_updated + window_ms:
-            self.cart = {sku: line for sku, line in self.cart.items() if line.added_at > p.ts}
-            if self.cart:
-                self.cart_started = min(line.added_at for line in self.cart.values())
-            else:
-                self.clear_cart()
+        self.carts.settle(p.ts, window)
 
     @property
     def purchase_times(self) -> list[int]:
@@ -182,20 +139,21 @@ class CustomerState:
 
     # ---- merge -----------------------------------------------------------------------------------
 
-    def absorb(self, other: CustomerState) -> None:
-        """Fold everything of a merged-away customer into this one."""
+    def absorb(self, other: CustomerState, window: int, at: int) -> None:
+        """Fold everything of a customer merged away at event time ``at`` into this one."""
         self.first_seen, self.last_seen = min(self.first_seen, other.first_seen), max(self.last_seen, other.last_seen)
         self.channels |= other.channels
         for name in ("purchases", "returns", "revenue", "sessions", "page_views", "product_views", "searches",
                      "carts_started", "carts_abandoned"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.currency = self.currency or other.currency
-        self.purchase_log = sorted(self.purchase_log + other.purchase_log, key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
+        linked = [replace(p, linked_at=max(p.linked_at or p.ts, at)) for p in other.purchase_log]
+        self.purchase_log = sorted(self.purchase_log + linked, key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
         if other.last_click is not None and (self.last_click is None or other.last_click > self.last_click):
             self.last_click, self.last_session = other.last_click, other.last_session
-        self._absorb_cart(other)
-        if other.abandoned and (self.abandoned is None or other.abandoned.at > self.abandoned.at):
-            self.abandoned = other.abandoned
+        self.carts.absorb(other.carts, window)
+        self._settle(window)
+        self.abandoned = sorted(self.abandoned + other.abandoned, key=lambda a: (a.at, a.trigger_id))[-KEEP_ABANDONED:]
         if other.texts:
             total = self.texts + other.texts
             for name in ("sentiment_avg", "sentiment_long"):
@@ -211,18 +169,6 @@ class CustomerState:
         self.last_snapshot = max(filter(None, (self.last_snapshot, other.last_snapshot)), default=None)
         for kind, times in other.fired.items():
             self.fired[kind] = sorted(self.fired.get(kind, []) + times)
-
-    def _absorb_cart(self, other: CustomerState) -> None:
-        if not other.cart:
-            return
-        if not self.cart or (other.cart_started or 0) < (self.cart_started or 0):
-            self.cart_started, self.cart_episode = other.cart_started, other.cart_episode
-        for sku, line in other.cart.items():
-            mine = self.cart.setdefault(sku, CartLine(0, line.unit_price, line.added_at))
-            mine.quantity += line.quantity
-            mine.added_at = max(mine.added_at, line.added_at)
-        self.cart_updated = max(filter(None, (self.cart_updated, other.cart_updated)))
-        self.cart_causes = sorted(set(self.cart_causes + other.cart_causes))[-KEEP_CAUSES:]
 
     # ---- features and output ---------------------------------------------------------------------
 
@@ -271,7 +217,7 @@ class CustomerState:
             avg_order_value=r(self.revenue / self.purchases, 2) if self.purchases else None,
             mean_interpurchase_days=None if (m := self.mean_interval_days()) is None else r(m, 3),
             sessions=self.sessions, page_views=self.page_views, product_views=self.product_views, searches=self.searches,
-            cart_items=sum(line.quantity for line in self.cart.values()), cart_value=r(self.cart_value, 2),
+            cart_items=self.carts.quantity, cart_value=r(self.carts.value, 2),
             carts_started=self.carts_started, carts_abandoned=self.carts_abandoned,
             cart_abandonment_rate=r(self.carts_abandoned / self.carts_started, 4) if self.carts_started else None,
             texts_scored=self.texts,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from pipeline.core.cart import Cart
 from pipeline.core.models.sentiment import Scored
 from pipeline.core.profile import DAY_MS, Abandoned, CustomerState
 from pipeline.core.records import to_dt
@@ -63,18 +64,18 @@ class Policy:
         return None
 
 
-def cart_abandoned(st: CustomerState, fire_at: int, rules: Rules, now: datetime) -> CartAbandoned:
-    items = [CartItem(sku=s, quantity=line.quantity, unit_price=line.unit_price) for s, line in sorted(st.cart.items())]
-    n, value, minutes = sum(i.quantity for i in items), st.cart_value, rules.cart_abandon_window_s / 60
+def cart_abandoned(st: CustomerState, cart: Cart, fire_at: int, rules: Rules, now: datetime) -> CartAbandoned:
+    items = [CartItem(sku=s, quantity=line.quantity, unit_price=line.unit_price) for s, line in sorted(cart.lines.items())]
+    n, value, minutes = cart.quantity, cart.value, rules.cart_abandon_window_s / 60
     currency = st.currency or rules.default_currency
     return CartAbandoned(
-        trigger_id=trigger_id("cart_abandoned", st.cart_episode or ""), customer_id=st.customer_id,
-        occurred_at=to_dt(fire_at), emitted_at=now, cause_event_ids=list(st.cart_causes), contactable=st.contactable,
+        trigger_id=trigger_id("cart_abandoned", cart.episode), customer_id=st.customer_id,
+        occurred_at=to_dt(fire_at), emitted_at=now, cause_event_ids=list(cart.causes), contactable=st.contactable,
         reason=f"A cart with {_plural(n, 'item')} worth {_money(value, currency)} was left for "
                f"{duration(rules.cart_abandon_window_s)} without a purchase on any channel.",
         evidence=CartAbandonedEvidence(
             items=items, item_count=n, cart_value=round(value, 2), currency=currency,
-            cart_started_at=to_dt(st.cart_started or fire_at), last_activity_at=to_dt(st.cart_updated or fire_at),
+            cart_started_at=to_dt(cart.started), last_activity_at=to_dt(cart.updated),
             window_minutes=minutes,
         ),
     )

@@ -34,6 +34,17 @@ class Runner:
             self._heard[(r.topic, r.partition)] = now
         await self._run(lambda: self.engine.process_batch(records), len(records))
 
+    def assigned(self, sources: list[tuple[str, int]]) -> None:
+        now = time.monotonic()
+        for s in sources:
+            self._heard.setdefault(s, now)  # an assigned partition that stays silent goes idle like any other
+        self.engine.assign(sources)
+
+    def revoked(self, sources: list[tuple[str, int]]) -> None:
+        for s in sources:
+            self._heard.pop(s, None)
+        self.engine.revoke(sources)
+
     async def tick(self) -> None:
         """Report silent partitions (and, after longer silence, the wall clock) to the engine."""
         now = time.monotonic()
@@ -77,6 +88,18 @@ def build_app(settings: Settings, runner: Runner) -> faust.App:
     @app.timer(1.0)
     async def idle_watermark() -> None:
         await runner.tick()
+
+    def sources(tps) -> list[tuple[str, int]]:  # noqa: ANN001 - Faust's TP set
+        inbound = {settings.topic(t) for t in INBOUND}
+        return [(tp.topic.removeprefix(prefix), tp.partition) for tp in tps if tp.topic in inbound]
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **_) -> None:  # noqa: ANN001
+        runner.assigned(sources(assigned))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app, revoked, **_) -> None:  # noqa: ANN001
+        runner.revoked(sources(revoked))
 
     return app
 

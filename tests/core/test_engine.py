@@ -56,7 +56,7 @@ def test_a_late_purchase_still_decides_the_cart_in_event_time(engine):
 def test_duplicates_are_ignored(engine):
     rec = add(0, ANON)
     run(engine, rec, rec, rec)
-    assert engine.stats["duplicates"] == 2 and engine.customers[next(iter(engine.customers))].cart["SKU-1"].quantity == 1
+    assert engine.stats["duplicates"] == 2 and engine.customers[next(iter(engine.customers))].carts.quantity == 1
 
 
 def test_review_is_scored_before_the_model_learns_and_without_its_rating():
