@@ -110,6 +110,18 @@ def _schemas(args: argparse.Namespace, s: Settings) -> None:
         print(path)
 
 
+def _bench(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers import bench
+
+    bench.main(args.customers, args.runs)
+
+
+def _eval(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers import evaluate
+
+    evaluate.main(args.seed)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Streaming customer signals: stitching, models, triggers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,6 +167,14 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schemas", help="write schemas/json from the pydantic models")
     sc.add_argument("--check", action="store_true", help="fail when the files are stale")
     sc.set_defaults(func=_schemas)
+    be = sub.add_parser("bench", help="throughput of the core against a baseline measured in the same run")
+    be.add_argument("--customers", type=int, default=1500)
+    be.add_argument("--runs", type=int, default=3, help="best of this many runs")
+    be.set_defaults(func=_bench)
+
+    ev = sub.add_parser("eval", help="prequential model figures next to their baselines")
+    ev.add_argument("--seed", type=int, default=1)
+    ev.set_defaults(func=_eval)
     return p
 
 
