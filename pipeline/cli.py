@@ -11,12 +11,11 @@ from pipeline.ops.settings import Settings
 
 
 def _worker(args: argparse.Namespace, s: Settings) -> None:
-    from pipeline.drivers.codec import build_engine
     from pipeline.drivers.worker import run_worker
     from pipeline.ops.topics import ensure_topics
 
     ensure_topics(s)
-    run_worker(s, build_engine(s, per_partition=True), args.loglevel)
+    run_worker(s, args.loglevel)
 
 
 def _broker(args: argparse.Namespace, s: Settings) -> None:

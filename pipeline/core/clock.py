@@ -43,10 +43,10 @@ class Watermark:
         return len(self._latest)
 
     def expect(self, source: Hashable) -> None:
-        """A source the driver was assigned: the watermark waits for it until it delivers or goes idle."""
-        if source not in self._latest:
-            self._latest[source] = None
-            self._idle.discard(source)
+        """A source the driver was (re)assigned: the watermark waits for it until it delivers or goes idle
+        (after a restart it may hold a backlog, whatever it was before)."""
+        self._latest.setdefault(source, None)
+        self._idle.discard(source)
 
     def forget(self, source: Hashable) -> None:
         """A source the driver no longer reads (e.g. a revoked partition)."""

@@ -57,7 +57,9 @@ class Engine:
         self._recovery_ms = int(rules.cart_recovery_window_s * 1000)
         self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
         self._cooldown_ms = int(rules.churn_cooldown_days * DAY_MS)
-        self._dirty: dict[str, None] = {}
+        self.applied: dict[tuple[str, int], int] = {}  # source partition -> last offset applied (worker)
+        self._dirty: dict[str, None] = {}  # customers whose profile is due
+        self._changed: dict[str, None] = {}  # customers whose state entry is due (absorbed ones: deleted)
 
     # ---- driver entry points ---------------------------------------------------------------------
 
@@ -76,18 +78,29 @@ class Engine:
             self.stats[f"dlq:{decoded.error_type}"] += 1
             out.append(Emit("dlq.v1", decoded.key, decoded))
             return
-        if not self.seen.add(decoded.event_id):
+        self.apply(decoded, (rec.topic, rec.partition), out)
+
+    def apply(self, ev: Event, source: tuple[str, int], out: list[Emit], offset: int | None = None) -> None:
+        """Process one decoded event read from ``source`` (its inbound topic and partition) at ``offset``;
+        an offset at or below the last one applied from that source is a re-delivery and is skipped."""
+        if offset is not None:
+            if offset <= self.applied.get(source, -1):
+                self.stats["redelivered"] += 1
+                return
+            self.applied[source] = offset
+        if not self.seen.add(ev.event_id):
             self.stats["duplicates"] += 1
             return
-        self.stats[f"events:{decoded.topic}"] += 1
-        if self.watermark.observe((rec.topic, rec.partition) if self.per_partition else None, decoded.ts):
+        self.stats[f"events:{ev.topic}"] += 1
+        if self.watermark.observe(source if self.per_partition else None, ev.ts):
             self.stats["late"] += 1
         self.fire_due(out)
-        self._apply(decoded, out)
+        self._apply(ev, out)
 
     def end_batch(self) -> list[Emit]:
         """The latest profile of every customer changed since the last call."""
         out = []
+        self._changed.update(self._dirty)
         for cid in self._dirty:
             st = self.customers[cid]
             kinds = Counter(i.kind for i in self.identity.members[cid])
@@ -129,6 +142,42 @@ class Engine:
                 self.churn.learn(snap.x, not st.purchased_between(snap.ts, snap.due))
                 self.stats["churn_labels"] += 1
 
+    # ---- persistence ----------------------------------------------------------------------------
+
+    def take_changes(self) -> dict[str, object | None]:
+        """State entries changed since the last call, for a changelog (``None`` deletes an entry)."""
+        out: dict[str, object | None] = self.identity.take_changes()
+        for cid in self._changed:
+            st = self.customers.get(cid)
+            out[f"c/{cid}"] = None if st is None else (st, self.identity.born[cid])
+        self._changed.clear()
+        out["w"] = self.watermark
+        out["o"] = dict(self.applied)
+        return out
+
+    def models(self) -> dict[str, object]:
+        """Model checkpoints (large; a driver writes them less often than ``take_changes``)."""
+        return {"m/sentiment": self.sentiment, "m/churn": self.churn}
+
+    def restore(self, entries: dict[str, object]) -> None:
+        """Rebuild the state from changelog entries (the latest value of each key)."""
+        born: dict[str, int] = {}
+        for name, value in entries.items():
+            if name.startswith("c/"):
+                st, born[name[2:]] = value  # type: ignore[misc]
+                self.customers[name[2:]] = st
+            elif name == "w":
+                self.watermark = value  # type: ignore[assignment]
+            elif name == "o":
+                self.applied = dict(value)  # type: ignore[call-overload]
+            elif name == "m/sentiment":
+                self.sentiment = value  # type: ignore[assignment]
+            elif name == "m/churn":
+                self.churn = value  # type: ignore[assignment]
+        self.identity.restore(entries, born)
+        for st in self.customers.values():
+            self._schedule_cart(st)
+
     # ---- applying one event ----------------------------------------------------------------------
 
     def _apply(self, ev: Event, out: list[Emit]) -> None:
@@ -139,6 +188,9 @@ class Engine:
         st = self.customers.get(res.customer_id)
         if st is None:
             st = self.customers[res.customer_id] = CustomerState(res.customer_id, ev.ts, ev.ts)
+        if not st.first_time(ev.event_id):
+            self.stats["duplicates"] += 1
+            return
         body = ev.body
         if isinstance(body, ClickEvent):
             self._click(st, ev, body, out)
@@ -265,6 +317,7 @@ class Engine:
             self._schedule_cart(survivor)
             self._recover(survivor, out)
         self._dirty.pop(m.absorbed, None)
+        self._changed[m.absorbed] = None
         merge_id = hashlib.sha256(f"merge|{m.absorbed}|{m.survivor}".encode()).hexdigest()[:32]
         out.append(Emit("identity.merges.v1", m.survivor, IdentityMerge(
             merge_id=merge_id, surviving_customer_id=m.survivor, absorbed_customer_id=m.absorbed,

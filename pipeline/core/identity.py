@@ -58,6 +58,7 @@ class IdentityGraph:
         self.born: dict[str, int] = {}  # customer id -> earliest event time seen
         self.since: dict[str, int] = {}  # identifier key -> event time from which it is known to be its owner's
         self.alias: dict[str, str] = {}  # absorbed id -> the id that absorbed it
+        self.changed: set[str] = set()  # identifier keys and absorbed ids changed since ``take_changes``
 
     def canonical(self, customer_id: str) -> str:
         """The live customer an id now refers to (follows merges, compressing the path)."""
@@ -99,8 +100,10 @@ class IdentityGraph:
             if owner is None:
                 self.owner[ident.key], self.since[ident.key] = cid, ts
                 self.members[cid].append(ident)
+                self.changed.add(ident.key)
             elif before[ident.key] == cid and ts < self.since[ident.key]:
                 self.since[ident.key] = ts  # seen with this customer earlier in event time than first read
+                self.changed.add(ident.key)
         self.born[cid] = min(self.born[cid], ts)
         return res
 
@@ -122,5 +125,32 @@ class IdentityGraph:
             self.owner[ident.key] = survivor
             self.since[ident.key] = max(self.since[ident.key], known)
             self.members[survivor].append(ident)
+            self.changed.add(ident.key)
         self.born[survivor] = min(self.born[survivor], self.born.pop(absorbed))
         self.alias[absorbed] = survivor
+        self.changed.add(absorbed)
+
+    # ---- persistence: entries a changelog can hold, and the graph rebuilt from them -----------------
+
+    def take_changes(self) -> dict[str, object]:
+        """``i/<identifier key>`` -> (customer, since) and ``a/<absorbed id>`` -> survivor, changed since last call."""
+        out: dict[str, object] = {}
+        for key in self.changed:
+            if key in self.owner:
+                out[f"i/{key}"] = (self.owner[key], self.since[key])
+            else:
+                out[f"a/{key}"] = self.alias[key]
+        self.changed.clear()
+        return out
+
+    def restore(self, entries: dict[str, object], born: dict[str, int]) -> None:
+        for name, value in entries.items():
+            kind, _, key = name.partition("/")
+            if kind == "i":
+                owner, since = value  # type: ignore[misc]
+                self.owner[key], self.since[key] = owner, since
+                ident_kind, _, ident_hash = key.partition(":")
+                self.members.setdefault(owner, []).append(Identifier(ident_kind, ident_hash))
+            elif kind == "a":
+                self.alias[key] = value  # type: ignore[assignment]
+        self.born.update(born)

@@ -7,10 +7,10 @@ import re
 import orjson
 from pydantic import ValidationError
 
-from pipeline.core.pii import Hasher, redact
+from pipeline.core.pii import PREHASHED, Hasher, redact
 from pipeline.core.records import Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import Rules
-from schemas.inbound import INBOUND
+from schemas.inbound import INBOUND, Identifiers
 from schemas.outbound import DeadLetter
 
 
@@ -48,7 +48,8 @@ class Ingest:
         idents = self.identifiers(body.identifiers.__dict__)
         if not idents:
             return self.dead_letter(rec, "no_usable_identifier", "identifiers: every value is blocked or malformed")
-        return Event(rec.topic, to_ms(body.occurred_at), idents, body)
+        pseudonymous = Identifiers(**{i.kind: PREHASHED + i.hash for i in idents})  # nothing raw past the door
+        return Event(rec.topic, to_ms(body.occurred_at), idents, body.model_copy(update={"identifiers": pseudonymous}))
 
     def identifiers(self, raw: dict[str, str | None]) -> tuple[Identifier, ...]:
         out = []

@@ -12,6 +12,7 @@ SESSION_GAP_MS = 30 * 60_000
 KEEP_PURCHASES = 32
 KEEP_CONSENT = 20
 KEEP_ABANDONED = 5
+KEEP_RECENT_EVENTS = 32
 FAST, SLOW = 0.3, 0.05  # EWMA weights of the recent and long-run sentiment averages
 
 
@@ -70,6 +71,14 @@ class CustomerState:
     churn_alerted_at: int | None = None
     last_snapshot: int | None = None
     fired: dict[str, list[int]] = field(default_factory=dict)
+    recent_events: list[str] = field(default_factory=list)  # makes re-processing after a restore idempotent
+
+    def first_time(self, event_id: str) -> bool:
+        """Remember an applied event; False if it was applied already (e.g. re-read after a restart)."""
+        if event_id in self.recent_events:
+            return False
+        self.recent_events = (self.recent_events + [event_id])[-KEEP_RECENT_EVENTS:]
+        return True
 
     # ---- behaviour -------------------------------------------------------------------------------
 

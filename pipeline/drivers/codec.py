@@ -8,8 +8,9 @@ import orjson
 
 from pipeline.core.engine import Engine
 from pipeline.core.pii import Hasher
-from pipeline.core.records import Emit
+from pipeline.core.records import Emit, Event, Identifier
 from pipeline.ops.settings import Settings
+from schemas.inbound import INBOUND
 
 
 def wall_clock() -> datetime:
@@ -33,3 +34,16 @@ def jsonl_line(topic: str, emit: Emit) -> bytes:
     """``{"topic": ..., "key": ..., "value": ...}`` + newline, the replay file format."""
     value = value_bytes(emit) or b"null"
     return b'{"topic":' + orjson.dumps(topic) + b',"key":' + orjson.dumps(emit.key) + b',"value":' + value + b"}\n"
+
+
+def event_bytes(ev: Event, source: tuple[str, int], offset: int) -> bytes:
+    """A decoded, pseudonymised event for the internal events topic, with where it was read."""
+    return orjson.dumps({"s": source, "o": offset, "ts": ev.ts, "ids": [(i.kind, i.hash) for i in ev.identifiers],
+                         "b": ev.body.model_dump(mode="json", exclude_none=True)})
+
+
+def event_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int]:
+    d = orjson.loads(data)
+    topic, partition = d["s"]
+    body = INBOUND[topic].model_validate(d["b"])
+    return Event(topic, d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), body), (topic, partition), d["o"]

@@ -12,10 +12,10 @@ class PublishError(RuntimeError):
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, prefix: str = "", **config: object) -> None:
+    def __init__(self, bootstrap: str, prefix: str = "") -> None:
         self.prefix = prefix
         self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000,
-                                   "queue.buffering.max.messages": 500_000, "enable.idempotence": False, **config})
+                                   "queue.buffering.max.messages": 500_000, "enable.idempotence": False})
         self._errors: list[str] = []
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:

@@ -27,8 +27,9 @@ class Metrics:
         self.labels = PCounter("rapport_churn_labels", "Delayed churn labels learned", registry=r)
         self.outbound = PCounter("rapport_outbound_records", "Records produced", ["topic"], registry=r)
         self.batch_seconds = Histogram("rapport_batch_seconds", "Processing and publishing time of one batch",
-                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
-        self.batch_size = Histogram("rapport_batch_records", "Records per batch",
+                                       ["stage"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                                       registry=r)
+        self.batch_size = Histogram("rapport_batch_records", "Records per batch", ["stage"],
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r)
         self.customers = Gauge("rapport_customers", "Live customers in this worker's state", registry=r)
         self.identifiers = Gauge("rapport_identifiers", "Identifiers in the identity graph", registry=r)
@@ -37,21 +38,31 @@ class Metrics:
         self.timers = Gauge("rapport_pending_cart_timers", "Cart timers waiting for the watermark", registry=r)
         self.snapshots = Gauge("rapport_pending_churn_snapshots", "Churn snapshots waiting for their label", registry=r)
         self.learned = Gauge("rapport_model_labels_learned", "Labels a model has learned", ["model"], registry=r)
-        self._seen: Counter[str] = Counter()
+        self._seen: dict[str, Counter[str]] = {}
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
-    def observe(self, engine: Engine, emits: list[Emit], prefix: str, records: int, seconds: float) -> None:
-        self.batch_seconds.observe(seconds)
-        self.batch_size.observe(records)
+    def batch(self, stage: str, records: int, seconds: float) -> None:
+        self.batch_seconds.labels(stage).observe(seconds)
+        self.batch_size.labels(stage).observe(records)
+
+    def outputs(self, emits: list[Emit], prefix: str) -> None:
         for e in emits:
             self.outbound.labels(prefix + e.topic).inc()
-        for key, total in engine.stats.items():
-            delta = total - self._seen[key]
+
+    def count(self, source: str, stats: Counter[str]) -> None:
+        """Add what the running totals in ``stats`` gained since the last call for ``source``."""
+        seen = self._seen.setdefault(source, Counter())
+        if any(total < seen[key] for key, total in stats.items()):
+            seen.clear()  # a new engine (restored after a rebalance) counts from zero
+        for key, total in stats.items():
+            delta = total - seen[key]
             if delta:
                 self._count(key, delta)
-        self._seen = Counter(engine.stats)
+        self._seen[source] = Counter(stats)
+
+    def engine(self, engine: Engine) -> None:
         self.customers.set(len(engine.customers))
         self.identifiers.set(len(engine.identity.owner))
         wm = engine.watermark.current

@@ -32,8 +32,9 @@ class Settings(BaseSettings, Rules):
     replication_factor: int = Field(1, ge=1)
     batch_size: int = Field(1000, ge=1)
     batch_within_s: float = Field(0.2, gt=0)
-    idle_partition_s: float = Field(2.0, gt=0, description="Live: a partition silent this long stops holding the watermark back.")
+    idle_partition_s: float = Field(10.0, gt=0, description="Live: a partition silent this long stops holding the watermark back.")
     idle_advance_s: float = Field(5.0, ge=0, description="Live: with all input silent this long, the wall clock moves the watermark (0 = never).")
+    model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
 

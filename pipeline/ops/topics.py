@@ -18,6 +18,13 @@ DAY_MS = 86_400_000
 class TopicSpec:
     name: str
     config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # None: RAPPORT_PARTITIONS
+
+
+#: Internal: decoded events for the stateful stage (one partition: one worker sees every customer).
+EVENTS_TOPIC = "rapport.events.v1"
+#: Internal: the stateful stage's changelog (compacted).
+STATE_TOPIC = "rapport.state.v1"
 
 
 INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in INBOUND)
@@ -28,7 +35,11 @@ OUTBOUND_TOPICS = (
     TopicSpec("identity.merges.v1", {"retention.ms": str(30 * DAY_MS)}),
     TopicSpec("dlq.v1", {"retention.ms": str(30 * DAY_MS)}),
 )
-ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS
+INTERNAL_TOPICS = (
+    TopicSpec(EVENTS_TOPIC, {"retention.ms": str(7 * DAY_MS)}, partitions=1),
+    TopicSpec(STATE_TOPIC, {"cleanup.policy": "compact"}, partitions=1),
+)
+ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS + INTERNAL_TOPICS
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -39,7 +50,8 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS,
     """Create the topics that do not exist yet (names get ``settings.topic_prefix``); returns those created."""
     client = admin(settings)
     existing = set(client.list_topics(timeout=timeout).topics)
-    wanted = [NewTopic(settings.topic(s.name), settings.partitions, settings.replication_factor, config=s.config)
+    wanted = [NewTopic(settings.topic(s.name), s.partitions or settings.partitions, settings.replication_factor,
+                       config=s.config)
               for s in specs if settings.topic(s.name) not in existing]
     created = []
     for name, future in (client.create_topics(wanted, request_timeout=timeout).items() if wanted else []):
@@ -52,3 +64,9 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS,
     if created:
         log.info("created topics: %s", ", ".join(created))
     return created
+
+
+def partitions_of(settings: Settings, names: list[str], timeout: float = 15.0) -> list[tuple[str, int]]:
+    """Every (topic, partition) of the given contract topics, as the cluster reports them."""
+    topics = admin(settings).list_topics(timeout=timeout).topics
+    return [(n, p) for n in names for p in sorted(topics[settings.topic(n)].partitions)]

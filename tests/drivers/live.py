@@ -52,6 +52,7 @@ class LiveWorker:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        self.procs.clear()
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker*.log")))
@@ -67,9 +68,14 @@ class LiveWorker:
         try:
             while time.monotonic() < deadline and not until(got):
                 for msg in consumer.consume(500, 0.5):
-                    if not msg.error() and msg.value() is not None:
+                    if msg.error():
+                        continue
+                    if msg.value() is None:  # a tombstone on a compacted topic
+                        got.append({"topic": msg.topic().removeprefix(self.ns), "customer_id": msg.key().decode(),
+                                    "dead": True})
+                    else:
                         got.append({"topic": msg.topic().removeprefix(self.ns), **orjson.loads(msg.value())})
-                if any(p.poll() is not None for p in self.procs):
+                if any(p.poll() not in (None, 0, -15) for p in self.procs):
                     raise AssertionError("a worker died:\n" + self.logs())
         finally:
             consumer.close()

@@ -1,0 +1,93 @@
+"""The stateful stage's changelog: a compacted topic of pickled state entries, and its restore.
+
+Values larger than a Kafka record are split into parts (``key#0..n``) behind a manifest record.
+A restore first produces a fence record and reads from the beginning until it sees it, so it
+never depends on the broker's end-offset answers.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+import uuid
+
+import orjson
+
+from confluent_kafka import Consumer, TopicPartition
+
+from pipeline.drivers.kafka_io import Publisher
+
+PART_BYTES = 512 * 1024
+MANIFEST = b"rapport-parts:"
+
+
+class StateStore:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.publisher = Publisher(bootstrap)
+        self._parts: dict[str, list[str]] = {}  # key -> part keys of its last split value (deleted when replaced)
+
+    def write(self, entries: dict[str, object | None]) -> None:
+        """Send entries (``None`` deletes); the caller flushes with its batch."""
+        for key, value in entries.items():
+            if value is None:
+                self.publisher.send(self.topic, key.encode(), None)
+                continue
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            if len(data) <= PART_BYTES:
+                self.publisher.send(self.topic, key.encode(), data)
+                continue
+            generation = uuid.uuid4().hex[:12]
+            names = [f"{key}#{generation}#{n}" for n in range(0, (len(data) + PART_BYTES - 1) // PART_BYTES)]
+            for n, name in enumerate(names):
+                self.publisher.send(self.topic, name.encode(), data[n * PART_BYTES:(n + 1) * PART_BYTES])
+            self.publisher.send(self.topic, key.encode(), MANIFEST + orjson.dumps(names))
+            for old in self._parts.get(key, []):
+                self.publisher.send(self.topic, old.encode(), None)
+            self._parts[key] = names
+
+    def flush(self) -> None:
+        self.publisher.flush()
+
+    def read_all(self, timeout: float = 120.0) -> dict[str, object]:
+        """Every live entry, read from the beginning up to a fence produced now."""
+        fence = f"fence/{uuid.uuid4().hex}".encode()
+        self.publisher.send(self.topic, fence, b"")
+        self.flush()
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"rapport-restore-{uuid.uuid4().hex}",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer.assign([TopicPartition(self.topic, 0, 0)])
+        raw: dict[str, bytes | None] = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"state restore from {self.topic} did not reach its fence in {timeout}s")
+                msgs = consumer.consume(1000, 1.0)
+                done = False
+                for m in msgs:
+                    if m.error():
+                        continue
+                    if m.key() == fence:
+                        done = True
+                        break
+                    raw[m.key().decode()] = m.value()
+                if done:
+                    break
+        finally:
+            consumer.close()
+        self.publisher.send(self.topic, fence, None)
+        return decode_entries(raw)
+
+
+def decode_entries(raw: dict[str, bytes | None]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        if value is None or "#" in key or key.startswith("fence/"):
+            continue
+        if value.startswith(MANIFEST):
+            parts = [raw.get(name) for name in orjson.loads(value[len(MANIFEST):])]
+            if any(p is None for p in parts):
+                continue  # cannot happen when parts are written before their manifest; skip rather than fail
+            value = b"".join(parts)  # type: ignore[arg-type]
+        out[key] = pickle.loads(value)
+    return out
