@@ -67,12 +67,16 @@ class CartRecovered(Trigger):
 class NegativeEmotionEvidence(_Out):
     score: float
     threshold: float
-    sentiment_avg: float | None
+    sentiment_avg: float | None = Field(description="Recent (fast) average of the customer's text scores.")
+    sentiment_long: float | None = Field(description="Long-run (slow) average of the customer's text scores.")
     texts_scored: int
+    days_since_purchase: float | None
 
 
 class NegativeEmotion(Trigger):
     type: Literal["negative_emotion"] = "negative_emotion"
+    signal: Literal["single_text", "souring_trend"] = Field(
+        description="One strongly negative text, or sentiment souring while the customer keeps buying.")
     severity: Literal["medium", "high"]
     channel: str
     review_id: str

@@ -253,8 +253,11 @@ class Engine:
             confidence=scored.confidence, language=scored.language, model_version=self.sentiment.version,
             channel=body.channel, event_id=body.event_id, occurred_at=to_dt(ev.ts),
         )))
-        if scored.score <= self.rules.negative_emotion_threshold:
-            self._emit(st, triggers.negative_emotion(st, body, scored, ev.ts, self.rules, self.now()), ev.ts, out)
+        r = self.rules
+        if scored.score <= r.negative_emotion_threshold:
+            self._emit(st, triggers.negative_emotion(st, body, scored, ev.ts, r, self.now()), ev.ts, out)
+        elif st.souring(ev.ts, r.souring_drop, r.souring_min_texts, r.souring_buying_days):
+            self._emit(st, triggers.negative_emotion(st, body, scored, ev.ts, r, self.now(), souring=True), ev.ts, out)
         if body.rating is not None:
             self.sentiment.learn(body.text, stars_to_label(body.rating))
 

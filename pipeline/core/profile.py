@@ -67,6 +67,7 @@ class CustomerState:
     consent: dict[str, bool] = field(default_factory=dict)
     consent_history: list[ConsentChange] = field(default_factory=list)
     churn_probability: float = 0.5
+    souring_armed: bool = True
     churn_armed: bool = True
     churn_alerted_at: int | None = None
     last_snapshot: int | None = None
@@ -142,6 +143,21 @@ class CustomerState:
         for c in history:  # the latest change per purpose, in event time, wins
             self.consent[c.purpose] = c.granted
 
+    def souring(self, now: int, drop: float, min_texts: int, buying_days: float) -> bool:
+        """True once per episode: the recent sentiment average has fallen ``drop`` below the long-run one,
+        below zero, while the customer buys; re-armed when it recovers to half that gap."""
+        if self.sentiment_avg is None or self.sentiment_long is None:
+            return False
+        gap = self.sentiment_long - self.sentiment_avg
+        if gap < drop / 2:
+            self.souring_armed = True
+        recency = self.recency_days(now)
+        if (self.souring_armed and self.texts >= min_texts and self.sentiment_avg < 0 and gap >= drop
+                and recency is not None and recency <= buying_days):
+            self.souring_armed = False
+            return True
+        return False
+
     @property
     def contactable(self) -> bool:
         return self.consent.get("marketing", True)
@@ -174,6 +190,7 @@ class CustomerState:
             self.consent_changed(change)
         self.churn_probability = max(self.churn_probability, other.churn_probability)
         self.churn_armed = self.churn_armed and other.churn_armed
+        self.souring_armed = self.souring_armed and other.souring_armed
         self.churn_alerted_at = max(filter(None, (self.churn_alerted_at, other.churn_alerted_at)), default=None)
         self.last_snapshot = max(filter(None, (self.last_snapshot, other.last_snapshot)), default=None)
         for kind, times in other.fired.items():

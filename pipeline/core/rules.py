@@ -36,6 +36,9 @@ class Rules(BaseModel):
     cart_recovery_window_s: float = Field(72 * 3600.0, gt=0)
     # Emotion
     negative_emotion_threshold: float = Field(-0.5, ge=-1, le=0, description="Score at or below which a text alerts.")
+    souring_drop: float = Field(0.4, gt=0, le=2, description="Souring: recent sentiment this far below the long-run average...")
+    souring_min_texts: int = Field(3, ge=2, description="...after at least this many texts...")
+    souring_buying_days: float = Field(60.0, gt=0, description="...while the customer bought within this many days.")
     sentiment_warmup: int = Field(300, ge=0, description="Rated texts before the learned model fully replaces the lexicon prior.")
     # Churn
     churn_horizon_days: float = Field(90.0, gt=0, description="Churned = no purchase in the next H days.")

@@ -97,22 +97,34 @@ def cart_recovered(st: CustomerState, ab: Abandoned, ts: int, total: float, chan
 
 
 def negative_emotion(st: CustomerState, review: ReviewEvent, scored: Scored, ts: int, rules: Rules,
-                     now: datetime) -> NegativeEmotion:
-    high = scored.score <= (rules.negative_emotion_threshold - 1) / 2
-    severity = "high" if high else "medium"
+                     now: datetime, souring: bool = False) -> NegativeEmotion:
+    """One strongly negative text, or (``souring``) the recent average falling while the customer buys."""
+    what = CHANNEL_NAMES.get(review.channel, review.channel)
+    read_as = LANGUAGE_NAMES.get(scored.language, scored.language)
+    recency = st.recency_days(ts)
+    if souring:
+        high = (st.sentiment_avg or 0) <= -0.5
+        reason = (f"Sentiment is souring while the customer keeps buying: the recent average is "
+                  f"{st.sentiment_avg:.2f} against {st.sentiment_long:.2f} over time, and the last purchase was "
+                  f"{recency:.0f} days ago; the latest, {_a(what)} read as {read_as}, scored {scored.score:.2f}.")
+    else:
+        high = scored.score <= (rules.negative_emotion_threshold - 1) / 2
+        reason = (f"{_a(what).capitalize()} read as {read_as} scored {scored.score:.2f} "
+                  f"(alert at {rules.negative_emotion_threshold:.2f} or below): "
+                  f"{'high' if high else 'medium'} negative emotion.")
     tone = ("apologetic and personal: a person should reply and offer compensation" if high
             else "empathetic: acknowledge the problem and offer help")
-    what = CHANNEL_NAMES.get(review.channel, review.channel)
     return NegativeEmotion(
-        trigger_id=trigger_id("negative_emotion", review.event_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
-        emitted_at=now, cause_event_ids=[review.event_id], contactable=st.contactable,
-        reason=f"{_a(what).capitalize()} read as {LANGUAGE_NAMES.get(scored.language, scored.language)} scored {scored.score:.2f} "
-               f"(alert at {rules.negative_emotion_threshold:.2f} or below): {severity} negative emotion.",
-        severity=severity, channel=review.channel, review_id=review.review_id, language=scored.language,
-        suggested_tone=tone,
+        trigger_id=trigger_id("negative_emotion" + ("/souring" if souring else ""), review.event_id),
+        customer_id=st.customer_id, occurred_at=to_dt(ts), emitted_at=now, cause_event_ids=[review.event_id],
+        contactable=st.contactable, reason=reason, signal="souring_trend" if souring else "single_text",
+        severity="high" if high else "medium", channel=review.channel, review_id=review.review_id,
+        language=scored.language, suggested_tone=tone,
         evidence=NegativeEmotionEvidence(
             score=scored.score, threshold=rules.negative_emotion_threshold,
-            sentiment_avg=None if st.sentiment_avg is None else round(st.sentiment_avg, 4), texts_scored=st.texts,
+            sentiment_avg=None if st.sentiment_avg is None else round(st.sentiment_avg, 4),
+            sentiment_long=None if st.sentiment_long is None else round(st.sentiment_long, 4),
+            texts_scored=st.texts, days_since_purchase=None if recency is None else round(recency, 2),
         ),
     )
 

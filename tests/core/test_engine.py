@@ -195,3 +195,25 @@ def test_a_lagging_partition_holds_the_watermark_back():
     assert of(out, "triggers.cart_abandoned.v1") == []  # the store purchase settled the cart
     out = engine2.sources_idle([("pos.v1", 0)])
     assert of(out, "triggers.cart_abandoned.v1") == []
+
+
+def test_souring_sentiment_while_still_buying_raises_a_trend_alert(engine):
+    ids = {"user_id": "u-sour"}
+    happy = "I love it, excellent quality, great service"
+    meh = "Not as good as before"
+    records = [order(0, ids)]
+    records += [review(10 + m, ids, happy) for m in range(6)]
+    records += [order(60 * 24 * 20, ids)] + [review(60 * 24 * (21 + d), ids, meh) for d in range(6)]
+    out = run(engine, *records)
+    alerts = of(out, "triggers.negative_emotion.v1")
+    assert [a.signal for a in alerts] == ["souring_trend"]
+    a = alerts[0]
+    assert a.evidence.sentiment_avg < 0 < a.evidence.sentiment_long and a.evidence.days_since_purchase <= 6
+    assert "souring" in a.reason and a.evidence.score > -0.5
+
+
+def test_no_souring_alert_for_a_customer_who_stopped_buying(engine):
+    ids = {"user_id": "u-gone"}
+    records = [order(0, ids)] + [review(10 + m, ids, "Excellent, love it") for m in range(6)]
+    records += [review(60 * 24 * 100 + m, ids, "Not as good as before") for m in range(3)]
+    assert of(run(engine, *records), "triggers.negative_emotion.v1") == []
