@@ -44,16 +44,44 @@ def _replay(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers.codec import build_engine, wall_clock
     from pipeline.drivers.replay import fixed_clock, replay_file
 
-    if not args.input.exists():
-        sys.exit(f"rapport replay: no such input file: {args.input}")
     now = fixed_clock(datetime.fromisoformat(args.fixed_clock)) if args.fixed_clock else wall_clock
     engine = build_engine(s, now)
-    n = replay_file(engine, args.input, args.out, s.batch_size, show_progress=not args.quiet)
+    if args.from_kafka:
+        n, where = _replay_kafka(args, s, engine)
+    else:
+        if args.input is None or args.out is None:
+            sys.exit("rapport replay: give INPUT.jsonl --out OUTPUT.jsonl, or --from-kafka (see --help)")
+        if not args.input.exists():
+            sys.exit(f"rapport replay: no such input file: {args.input}")
+        n, where = replay_file(engine, args.input, args.out, s.batch_size, show_progress=not args.quiet), args.out
     stats = engine.stats
     triggers = sum(v for k, v in stats.items() if k.startswith("triggers:"))
     dlq = sum(v for k, v in stats.items() if k.startswith("dlq:"))
-    print(f"{n} records -> {args.out}: {triggers} triggers, {stats['merges']} merges, {dlq} dead letters, "
+    print(f"{n} records -> {where}: {triggers} triggers, {stats['merges']} merges, {dlq} dead letters, "
           f"{stats['duplicates']} duplicates", file=sys.stderr)
+
+
+def _replay_kafka(args: argparse.Namespace, s: Settings, engine) -> tuple[int, str]:  # noqa: ANN001
+    from pipeline.drivers.kafka_io import Publisher
+    from pipeline.drivers.replay import file_sink, kafka_sink, replay_kafka
+    from pipeline.ops.topics import OUTBOUND_TOPICS, ensure_topics
+
+    if (args.out is None) == (args.namespace is None):
+        sys.exit("rapport replay --from-kafka: give exactly one of --out FILE or --namespace NAME")
+    start = int(datetime.fromisoformat(args.since).timestamp() * 1000) if args.since else None
+    until = int(datetime.fromisoformat(args.until).timestamp() * 1000) if args.until else None
+    offsets = {}
+    for spec in filter(None, (args.offsets or "").split(",")):
+        topic, partition, offset = spec.rsplit(":", 2)
+        offsets[(s.topic(topic), int(partition))] = int(offset)
+    run = lambda sink: replay_kafka(engine, s, sink, start, until, offsets, args.idle_s, not args.quiet)  # noqa: E731
+    if args.out is not None:
+        with open(args.out, "wb") as f:
+            return run(file_sink(f)), str(args.out)
+    prefix = f"{s.topic_prefix}replay.{args.namespace}."
+    target = s.model_copy(update={"topic_prefix": prefix})
+    ensure_topics(target, OUTBOUND_TOPICS)  # never the live trigger topics: always under replay.<name>.
+    return run(kafka_sink(Publisher(s.bootstrap, prefix))), f"topics {prefix}*"
 
 
 def _generate(args: argparse.Namespace, s: Settings) -> None:
@@ -109,6 +137,24 @@ def _schemas(args: argparse.Namespace, s: Settings) -> None:
         print(path)
 
 
+def _dlq(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers import dlq
+
+    if args.action == "export":
+        n = dlq.export(s, args.file, args.error_type, args.idle_s)
+        print(f"exported {n} dead letters to {args.file}; repair them, then: rapport dlq redrive {args.file}",
+              file=sys.stderr)
+        return
+    if not args.file.exists():
+        sys.exit(f"rapport dlq redrive: no such file: {args.file}")
+    sent, problems = dlq.redrive(s, args.file)
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"re-sent {sent} records to their inbound topics; {len(problems)} lines not sent", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+
+
 def _bench(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers import bench
 
@@ -135,9 +181,15 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("topics", help="create every topic that does not exist yet, and list them").set_defaults(func=_topics)
 
-    r = sub.add_parser("replay", help="run the whole processing logic over a JSONL file, without a broker")
-    r.add_argument("input", type=Path, help="JSONL of {topic, key, value}")
-    r.add_argument("--out", type=Path, required=True, help="JSONL of every outbound record, in order")
+    r = sub.add_parser("replay", help="run the whole processing logic over a JSONL file or a range of the inbound topics")
+    r.add_argument("input", type=Path, nargs="?", help="JSONL of {topic, key, value}")
+    r.add_argument("--out", type=Path, help="JSONL of every outbound record, in order")
+    r.add_argument("--from-kafka", action="store_true", help="read the inbound topics of the configured cluster")
+    r.add_argument("--since", metavar="ISO", help="with --from-kafka: records from this time (record timestamp)")
+    r.add_argument("--until", metavar="ISO", help="with --from-kafka: records up to this time")
+    r.add_argument("--offsets", metavar="TOPIC:PARTITION:OFFSET,...", help="with --from-kafka: start offsets")
+    r.add_argument("--namespace", metavar="NAME", help="with --from-kafka: write to topics replay.NAME.<topic>")
+    r.add_argument("--idle-s", type=float, default=5.0, help="with --from-kafka: the range ends after this much silence")
     r.add_argument("--fixed-clock", metavar="ISO", help="stamp emitted_at with this time (byte-identical output)")
     r.add_argument("--quiet", action="store_true", help="no progress line")
     r.set_defaults(func=_replay)
@@ -166,6 +218,13 @@ def parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schemas", help="write schemas/json from the pydantic models")
     sc.add_argument("--check", action="store_true", help="fail when the files are stale")
     sc.set_defaults(func=_schemas)
+    q = sub.add_parser("dlq", help="export dead letters for repair, or re-drive repaired ones")
+    q.add_argument("action", choices=["export", "redrive"])
+    q.add_argument("file", type=Path, help="export: where to write; redrive: the repaired file")
+    q.add_argument("--error-type", help="export: only this error type (e.g. validation)")
+    q.add_argument("--idle-s", type=float, default=5.0, help="export: the DLQ is read until this much silence")
+    q.set_defaults(func=_dlq)
+
     be = sub.add_parser("bench", help="throughput of the core against a baseline measured in the same run")
     be.add_argument("--customers", type=int, default=1500)
     be.add_argument("--runs", type=int, default=3, help="best of this many runs")

@@ -1,7 +1,11 @@
 """Batched Kafka output with confluent-kafka: produce a batch, flush, and only then let offsets commit."""
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, Message, Producer
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from pipeline.core.records import Emit
 from pipeline.drivers.codec import key_bytes, value_bytes
@@ -41,3 +45,41 @@ class Publisher:
         errors, self._errors = self._errors, []
         if left or errors:
             raise PublishError(f"{left} records unacknowledged after {timeout}s; errors: {errors[:5]}")
+
+
+def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, until_ms: int | None = None,
+               offsets: dict[tuple[str, int], int] | None = None, idle_s: float = 5.0) -> Iterator[Message]:
+    """Records of every partition of ``topics`` whose record timestamp is in [start_ms, until_ms], from the
+    given offsets (else from ``start_ms`` or the beginning), until nothing has come for ``idle_s``.
+
+    The end is found by silence, not by the broker's end offsets (which some brokers answer wrongly).
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rapport-range-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        meta = consumer.list_topics(timeout=15).topics
+        missing = [t for t in topics if t not in meta]
+        if missing:
+            raise RuntimeError(f"no such topic(s): {', '.join(missing)}")
+        tps = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in sorted(meta[t].partitions)]
+        for tp in tps:
+            if offsets and (tp.topic, tp.partition) in offsets:
+                tp.offset = offsets[(tp.topic, tp.partition)]
+        consumer.assign(tps)
+        last = time.monotonic()
+        while True:
+            msgs = consumer.consume(1000, 0.5)
+            if not msgs:
+                if time.monotonic() - last > idle_s:
+                    return
+                continue
+            last = time.monotonic()
+            for m in msgs:
+                if m.error():
+                    continue
+                ts = m.timestamp()[1]
+                if (start_ms is not None and ts < start_ms) or (until_ms is not None and ts > until_ms):
+                    continue
+                yield m
+    finally:
+        consumer.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -17,8 +17,12 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.core.engine import Engine
-from pipeline.core.records import RawRecord
+from pipeline.core.records import Emit, RawRecord
 from pipeline.drivers.codec import jsonl_line
+from pipeline.drivers.kafka_io import Publisher, read_range
+from pipeline.ops.settings import Settings
+from pipeline.ops.topics import partitions_of
+from schemas.inbound import INBOUND
 
 INPUT_ERROR_TOPIC = "replay.input"
 
@@ -57,34 +61,61 @@ class Progress:
         sys.stderr.flush()
 
 
-def replay(engine: Engine, source: BinaryIO, sink: BinaryIO, batch_size: int = 1000, prefix: str = "",
-           progress: Progress | None = None) -> int:
-    """Feed every record of ``source`` through ``engine`` in batches; write outputs to ``sink``. Returns records read."""
+def run(engine: Engine, records: Iterable[RawRecord], sink: Callable[[list[Emit]], None], batch_size: int = 1000,
+        progress: Callable[[int], None] | None = None) -> int:
+    """Feed ``records`` through ``engine`` in batches, handing each batch's outputs to ``sink``. Returns records read."""
     batch: list[RawRecord] = []
     n = 0
-
-    def flush() -> None:
-        for emit in engine.process_batch(batch):
-            sink.write(jsonl_line(prefix + emit.topic, emit))
-        batch.clear()
-        if progress:
-            progress.update(n, source.tell() if source.seekable() else 0)
-
-    for rec in read_records(iter(source)):
+    for rec in records:
         batch.append(rec)
         n += 1
         if len(batch) >= batch_size:
-            flush()
-    flush()
-    if progress:
-        progress.update(n, source.tell() if source.seekable() else 0, final=True)
+            sink(engine.process_batch(batch))
+            batch.clear()
+            if progress:
+                progress(n)
+    sink(engine.process_batch(batch))
     return n
+
+
+def file_sink(out: BinaryIO, prefix: str = "") -> Callable[[list[Emit]], None]:
+    def write(emits: list[Emit]) -> None:
+        for emit in emits:
+            out.write(jsonl_line(prefix + emit.topic, emit))
+    return write
 
 
 def replay_file(engine: Engine, input_path: Path, output_path: Path, batch_size: int = 1000, show_progress: bool = True) -> int:
     size = input_path.stat().st_size if input_path.is_file() else None
+    bar = Progress(size, show_progress)
     with open(input_path, "rb") as src, open(output_path, "wb") as dst:
-        return replay(engine, src, dst, batch_size, progress=Progress(size, show_progress))
+        n = run(engine, read_records(iter(src)), file_sink(dst), batch_size, lambda n: bar.update(n, src.tell()))
+        bar.update(n, src.tell(), final=True)
+    return n
+
+
+def kafka_sink(publisher: Publisher) -> Callable[[list[Emit]], None]:
+    def send(emits: list[Emit]) -> None:
+        publisher.send_emits(emits)
+        publisher.flush()
+    return send
+
+
+def replay_kafka(engine: Engine, settings: Settings, sink: Callable[[list[Emit]], None], start_ms: int | None,
+                 until_ms: int | None, offsets: dict[tuple[str, int], int] | None, idle_s: float,
+                 show_progress: bool = True) -> int:
+    """The inbound topics' records in a time or offset range through ``engine``, as live partitions would be."""
+    topics = [settings.topic(t) for t in INBOUND]
+    engine.per_partition = True
+    sources = partitions_of(settings, list(INBOUND))
+    engine.assign(sources)
+    bar = Progress(None, show_progress)
+    records = (RawRecord(m.topic().removeprefix(settings.topic_prefix), m.partition(), m.offset(), m.key(), m.value())
+               for m in read_range(settings.bootstrap, topics, start_ms, until_ms, offsets, idle_s))
+    n = run(engine, records, sink, settings.batch_size, lambda n: bar.update(n, 0))
+    sink(engine.sources_idle(sources))  # the range is over: every partition has said all it will
+    bar.update(n, 0, final=True)
+    return n
 
 
 def fixed_clock(at: datetime):

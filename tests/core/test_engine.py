@@ -217,3 +217,15 @@ def test_no_souring_alert_for_a_customer_who_stopped_buying(engine):
     records = [order(0, ids)] + [review(10 + m, ids, "Excellent, love it") for m in range(6)]
     records += [review(60 * 24 * 100 + m, ids, "Not as good as before") for m in range(3)]
     assert of(run(engine, *records), "triggers.negative_emotion.v1") == []
+
+
+def test_in_live_mode_the_wall_clock_fires_a_cart_when_all_input_is_silent():
+    from tests.helpers import T0, make_engine
+
+    engine = make_engine()
+    engine.per_partition = True
+    engine.assign([("clickstream.v1", 0), ("pos.v1", 0)])
+    assert of(run(engine, add(0, ANON)), "triggers.cart_abandoned.v1") == []
+    night = int(T0.timestamp() * 1000) + 60 * 60_000  # an hour later, nobody is shopping
+    out = engine.sources_idle([("clickstream.v1", 0), ("pos.v1", 0)], wall_ms=night)
+    assert len(of(out, "triggers.cart_abandoned.v1")) == 1
