@@ -229,3 +229,41 @@ def test_in_live_mode_the_wall_clock_fires_a_cart_when_all_input_is_silent():
     night = int(T0.timestamp() * 1000) + 60 * 60_000  # an hour later, nobody is shopping
     out = engine.sources_idle([("clickstream.v1", 0), ("pos.v1", 0)], wall_ms=night)
     assert len(of(out, "triggers.cart_abandoned.v1")) == 1
+
+
+class ScriptedChurn:
+    """A churn model that answers a scripted sequence of probabilities (the engine's model interface)."""
+
+    version, learned, pending = "scripted", 10**6, 0
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def predict(self, x):
+        return self.answers.pop(0)
+
+    def snapshot(self, *args):
+        pass
+
+    def due(self, watermark):
+        return []
+
+
+def test_churn_risk_fires_on_an_upward_crossing_with_hysteresis_and_cool_down():
+    from pipeline.core.engine import Engine
+    from pipeline.core.pii import Hasher
+    from pipeline.core.rules import Rules
+    from tests.helpers import FIXED_NOW
+
+    day = 60 * 24
+    probabilities = [0.2, 0.75, 0.8, 0.65, 0.5, 0.9, 0.5, 0.9]
+    days = [0, 1, 2, 3, 4, 5, 40, 41]
+    engine = Engine(Rules(churn_threshold=0.7, churn_rearm_below=0.6, churn_cooldown_days=30), Hasher(b"k"),
+                    lambda: FIXED_NOW, churn=ScriptedChurn(probabilities))
+    out = run(engine, *[click(d * day, {"user_id": "u-churn"}, "page_view") for d in days])
+    alerts = of(out, "triggers.churn_risk.v1")
+    # day 1: crosses up; day 2: still above, no repeat; day 4: re-armed below 0.6; day 5: within the
+    # 30-day cool-down, held; day 40: re-armed again; day 41: crosses up after the cool-down.
+    assert [a.evidence.churn_probability for a in alerts] == [0.75, 0.9]
+    assert [a.occurred_at.date().isoformat() for a in alerts] == ["2026-11-23", "2027-01-02"]
+    assert "75%" in alerts[0].reason and alerts[0].evidence.model_version == "scripted"
