@@ -267,3 +267,12 @@ def test_churn_risk_fires_on_an_upward_crossing_with_hysteresis_and_cool_down():
     assert [a.evidence.churn_probability for a in alerts] == [0.75, 0.9]
     assert [a.occurred_at.date().isoformat() for a in alerts] == ["2026-11-23", "2027-01-02"]
     assert "75%" in alerts[0].reason and alerts[0].evidence.model_version == "scripted"
+
+
+def test_negative_emotion_fires_on_korean_text_and_says_which_language_it_read(engine):
+    out = run(engine, review(0, {"user_id": "u-ko"}, "상담원이 너무 불친절하고 환불도 안 해줘요. 정말 화가 나네요 ㅠㅠ",
+                             channel="call_center"))
+    [t] = of(out, "triggers.negative_emotion.v1")
+    [s] = of(out, "scores.reviews.v1")
+    assert s.language == "ko" and s.label == "negative"
+    assert t.language == "ko" and "Korean" in t.reason and t.suggested_tone

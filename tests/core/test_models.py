@@ -19,8 +19,33 @@ def test_warm_start_gives_the_right_sign_on_clear_english(text, sign):
 
 
 def test_unreadable_language_gets_a_low_confidence_neutral_score_at_first():
-    s = SentimentModel().score("배송이 너무 늦어요 ㅠㅠ")
-    assert (s.label, s.language) == ("neutral", "ko") and s.confidence <= 0.6 and s.score == 0
+    s = SentimentModel().score("配送が遅すぎます")
+    assert (s.label, s.language, s.score) == ("neutral", "und", 0) and s.confidence <= 0.6
+
+
+@pytest.mark.parametrize("text", ["배송이 너무 늦고 상담원도 불친절해요 ㅠㅠ", "최악이에요. 다시는 안 삽니다",
+                                  "돈이 아까워요 비추합니다", "제품이 불량이라 환불 요청했어요"])
+def test_a_clear_korean_complaint_scores_negative_from_the_first_event(text):
+    s = SentimentModel().score(text)
+    assert s.language == "ko" and s.label == "negative" and s.score < -0.3
+
+
+@pytest.mark.parametrize("positive, negated", [("좋아요", "안 좋아요"), ("좋아요", "좋지 않아요"),
+                                               ("만족해요", "만족하지 못했어요"), ("맞아요 잘 맞네요", "사이즈가 안 맞아요")])
+def test_korean_negation_flips_the_sign(positive, negated):
+    m = SentimentModel()
+    assert m.score(positive).score > 0 > m.score(negated).score
+
+
+@pytest.mark.parametrize("text, lang", [("배송 fast 좋아요", "ko"), ("Great 제품 but 배송이 늦어요", "ko"),
+                                        ("I love this brand 최고", "en"), ("ㅋㅋㅋ", "ko"), ("12345", "und")])
+def test_language_detection_on_mixed_texts(text, lang):
+    assert language(text) == lang
+
+
+def test_mixed_text_uses_both_lexicons():
+    s = SentimentModel().score("The delivery was terrible 진짜 최악")
+    assert s.score < -0.5
 
 
 def test_learning_from_ratings_moves_korean_scores():

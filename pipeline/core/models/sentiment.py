@@ -1,11 +1,14 @@
 """Online text sentiment: a lexicon prior blended with a River model that learns from star ratings.
 
 Stars map to labels as 1-2 negative, 3 neutral, 4-5 positive. The prior is VADER for Latin
-script; a script the lexicon cannot read gets a low-confidence neutral prior. Per language, the
+script and a Korean seed lexicon for Hangul (mixed texts: both, by script share); text neither
+lexicon can read gets a low-confidence neutral prior. Per language, the
 learned model's weight grows from 0 to 1 over ``warmup`` rated texts.
 
 >>> m = SentimentModel(warmup=100)
 >>> m.score("Terrible service, never again!").label, m.score("I love it, excellent quality").label
+('negative', 'positive')
+>>> m.score("배송이 너무 늦고 상담원도 불친절해요 ㅠㅠ").label, m.score("정말 만족해요 ㅎㅎ").label
 ('negative', 'positive')
 """
 from __future__ import annotations
@@ -15,7 +18,8 @@ from dataclasses import dataclass
 from river import linear_model, optim
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from pipeline.core.models.text import language, tokens
+from pipeline.core.models import korean
+from pipeline.core.models.text import language, script_share, tokens
 
 LABELS = ("negative", "neutral", "positive")
 _NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
@@ -49,9 +53,17 @@ class SentimentModel:
         return f"{self.family}.{sum(self.learned.values())}"
 
     def _prior(self, text: str, lang: str) -> dict[str, float]:
-        if lang != "en":
+        """Lexicon prior: VADER for Latin script, the Korean seed lexicon for Hangul, weighted by script share."""
+        if lang == "und":
             return _NEUTRAL_PRIOR
-        c = self._vader.polarity_scores(text)["compound"]
+        ko_share = script_share(text)
+        c = 0.0
+        if ko_share > 0:
+            c += ko_share * korean.polarity(text)
+        if ko_share < 1:
+            c += (1 - ko_share) * self._vader.polarity_scores(text)["compound"]
+        if c == 0.0:
+            return _NEUTRAL_PRIOR  # nothing the lexicons know: a low-confidence neutral, not a guess
         neutral = max(0.0, 1.0 - 2.0 * abs(c)) * 0.6
         return {"negative": (1 - neutral) * (1 - c) / 2, "neutral": neutral, "positive": (1 - neutral) * (1 + c) / 2}
 

@@ -31,6 +31,12 @@ def language(text: str) -> str:
     return "ko" if ko * 3 >= en else "en"  # a Hangul syllable carries about three Latin letters of text
 
 
+def script_share(text: str) -> float:
+    """Share of Hangul in the text's letters, a Hangul syllable weighing as three Latin letters (0..1)."""
+    ko, en = 3 * len(_HANGUL.findall(text)), len(_LATIN.findall(text))
+    return ko / (ko + en) if ko + en else 0.0
+
+
 def canonical(text: str) -> str:
     """NFC with full-width ASCII folded; not NFKC, which would turn ``ㅠ`` into a conjoining jamo."""
     return unicodedata.normalize("NFC", text).translate(_FULLWIDTH)
