@@ -24,6 +24,7 @@ from pipeline.core.pii import Hasher
 from pipeline.core.rules import Rules
 from pipeline.drivers.generate import generate
 from pipeline.drivers.replay import read_records
+from pipeline.drivers import eval_texts
 from pipeline.drivers.texts import note_text, review_text
 
 FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -95,6 +96,13 @@ def sentiment_rows(seed: int, n: int = 4000) -> list[tuple[str, ...]]:
             h = hits.get((name, lang), [])
             rows.append(("sentiment", f"{name} [{lang}]", "accuracy, unrated pos/neg texts",
                          f"{sum(h) / len(h):.3f}" if h else "-", str(len(h))))
+    # The hand-written natural sentences, scored by each learner as it stands after the stream.
+    for name, label in (("model", lambda t: model.score(t).label), ("VADER / lexicon only", lambda t: lexicon.score(t).label),
+                        ("char n-gram NB", nb.label)):
+        for lang, texts in (("en", eval_texts.EN), ("ko", eval_texts.KO)):
+            h = [label(text) == tone for tone, text in texts]
+            rows.append(("sentiment", f"{name} [{lang}]", "accuracy, hand-written natural texts",
+                         f"{sum(h) / len(h):.3f}", str(len(h))))
     return rows
 
 
