@@ -49,6 +49,7 @@ class Engine:
         self.seen = Dedup(rules.dedup_capacity)
         self.watermark = Watermark(int(rules.allowed_lateness_s * 1000))
         self.cart_timers = Timers()
+        self.churn_timers = Timers()  # re-score quiet customers every churn_snapshot_every_days of event time
         self.policy = triggers.Policy(rules)
         self.sentiment = sentiment or SentimentModel(rules.sentiment_warmup)
         self.churn = churn or ChurnModel(int(rules.churn_horizon_days * DAY_MS), warmup=rules.churn_min_labels)
@@ -104,7 +105,8 @@ class Engine:
         for cid in self._dirty:
             st = self.customers[cid]
             kinds = Counter(i.kind for i in self.identity.members[cid])
-            out.append(Emit("profiles.v1", cid, st.to_profile(st.last_seen, dict(kinds), self.churn.version)))
+            as_of = max(st.last_seen, st.scored_at or st.last_seen)
+            out.append(Emit("profiles.v1", cid, st.to_profile(as_of, dict(kinds), self.churn.version)))
         self._dirty.clear()
         return out
 
@@ -136,6 +138,13 @@ class Engine:
             st = self.customers.get(self.identity.canonical(key))
             if st is not None:
                 self._check_cart(st, wm, out)
+        while keys := self.churn_timers.due(wm):  # a re-score schedules the next one: repeat up to the watermark
+            for key in keys:
+                st = self.customers.get(self.identity.canonical(key))
+                if st is not None and st.scored_at is not None:
+                    at = st.scored_at + self._snapshot_ms
+                    self._churn(st, at, f"quiet:{st.customer_id}:{at}", out)
+                    self._dirty[st.customer_id] = None
         for snap in self.churn.due(wm):
             st = self.customers.get(self.identity.canonical(snap.customer_id))
             if st is not None:
@@ -177,6 +186,8 @@ class Engine:
         self.identity.restore(entries, born)
         for st in self.customers.values():
             self._schedule_cart(st)
+            if st.scored_at is not None:
+                self.churn_timers.schedule(st.customer_id, st.scored_at + self._snapshot_ms)
 
     # ---- applying one event ----------------------------------------------------------------------
 
@@ -206,7 +217,7 @@ class Engine:
             st.touch(ev.ts, "consent")
             st.consent_changed(ConsentChange(purpose=body.purpose, granted=body.granted, at=to_dt(ev.ts),
                                              event_id=body.event_id))
-        self._churn(st, ev, out)
+        self._churn(st, ev.ts, ev.event_id, out)
         self._dirty[st.customer_id] = None
 
     def _click(self, st: CustomerState, ev: Event, body: ClickEvent, out: list[Emit]) -> None:
@@ -283,19 +294,25 @@ class Engine:
             self._dirty[st.customer_id] = None
         self._schedule_cart(st)
 
-    def _churn(self, st: CustomerState, ev: Event, out: list[Emit]) -> None:
-        x = st.features(ev.ts)
+    def _churn(self, st: CustomerState, ts: int, cause: str, out: list[Emit]) -> None:
+        """Score churn at event time ``ts`` (an event of the customer, or a quiet period's timer), snapshot
+        features for a later label, and alert on an upward threshold crossing."""
+        if st.scored_at is not None and ts < st.scored_at:
+            return  # a late event: the customer was already scored at a later time
+        x = st.features(ts)
         p = st.churn_probability = self.churn.predict(x)
-        if st.last_snapshot is None or ev.ts - st.last_snapshot >= self._snapshot_ms:
-            self.churn.snapshot(st.customer_id, ev.ts, x)
-            st.last_snapshot = ev.ts
+        st.scored_at = ts
+        self.churn_timers.schedule(st.customer_id, ts + self._snapshot_ms)
+        if st.last_snapshot is None or ts - st.last_snapshot >= self._snapshot_ms:
+            self.churn.snapshot(st.customer_id, ts, x)
+            st.last_snapshot = ts
         if p < self.rules.churn_rearm_below:
             st.churn_armed = True
         elif (p >= self.rules.churn_threshold and st.churn_armed and self.churn.learned >= self.rules.churn_min_labels
-              and (st.churn_alerted_at is None or ev.ts - st.churn_alerted_at >= self._cooldown_ms)):
-            trigger = triggers.churn_risk(st, p, ev.ts, ev.event_id, self.rules, self.churn.version, self.now())
-            if self._emit(st, trigger, ev.ts, out):
-                st.churn_armed, st.churn_alerted_at = False, ev.ts
+              and (st.churn_alerted_at is None or ts - st.churn_alerted_at >= self._cooldown_ms)):
+            trigger = triggers.churn_risk(st, p, ts, cause, self.rules, self.churn.version, self.now())
+            if self._emit(st, trigger, ts, out):
+                st.churn_armed, st.churn_alerted_at = False, ts
 
     def _emit(self, st: CustomerState, trigger: Trigger, ts: int, out: list[Emit]) -> bool:
         held = self.policy.admit(st, trigger.type, ts)
@@ -315,6 +332,7 @@ class Engine:
         if survivor is None and absorbed is not None:
             survivor = self.customers[m.survivor] = CustomerState(m.survivor, absorbed.first_seen, absorbed.last_seen)
         self.cart_timers.cancel(m.absorbed)
+        self.churn_timers.cancel(m.absorbed)
         if absorbed is not None and survivor is not None:
             survivor.absorb(absorbed, self._window_ms, m.ts)
             self._schedule_cart(survivor)

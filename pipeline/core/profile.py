@@ -71,6 +71,7 @@ class CustomerState:
     churn_armed: bool = True
     churn_alerted_at: int | None = None
     last_snapshot: int | None = None
+    scored_at: int | None = None  # event time of the latest churn score (an event, or a quiet period's timer)
     fired: dict[str, list[int]] = field(default_factory=dict)
     recent_events: list[str] = field(default_factory=list)  # makes re-processing after a restore idempotent
 
@@ -193,6 +194,7 @@ class CustomerState:
         self.souring_armed = self.souring_armed and other.souring_armed
         self.churn_alerted_at = max(filter(None, (self.churn_alerted_at, other.churn_alerted_at)), default=None)
         self.last_snapshot = max(filter(None, (self.last_snapshot, other.last_snapshot)), default=None)
+        self.scored_at = max(filter(None, (self.scored_at, other.scored_at)), default=None)
         for kind, times in other.fired.items():
             self.fired[kind] = sorted(self.fired.get(kind, []) + times)
 

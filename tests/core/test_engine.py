@@ -258,8 +258,8 @@ def test_churn_risk_fires_on_an_upward_crossing_with_hysteresis_and_cool_down():
     day = 60 * 24
     probabilities = [0.2, 0.75, 0.8, 0.65, 0.5, 0.9, 0.5, 0.9]
     days = [0, 1, 2, 3, 4, 5, 40, 41]
-    engine = Engine(Rules(churn_threshold=0.7, churn_rearm_below=0.6, churn_cooldown_days=30), Hasher(b"k"),
-                    lambda: FIXED_NOW, churn=ScriptedChurn(probabilities))
+    rules = Rules(churn_threshold=0.7, churn_rearm_below=0.6, churn_cooldown_days=30, churn_snapshot_every_days=1000)
+    engine = Engine(rules, Hasher(b"k"), lambda: FIXED_NOW, churn=ScriptedChurn(probabilities))
     out = run(engine, *[click(d * day, {"user_id": "u-churn"}, "page_view") for d in days])
     alerts = of(out, "triggers.churn_risk.v1")
     # day 1: crosses up; day 2: still above, no repeat; day 4: re-armed below 0.6; day 5: within the
@@ -276,3 +276,37 @@ def test_negative_emotion_fires_on_korean_text_and_says_which_language_it_read(e
     [s] = of(out, "scores.reviews.v1")
     assert s.language == "ko" and s.label == "negative"
     assert t.language == "ko" and "Korean" in t.reason and t.suggested_tone
+
+
+class RecencyChurn(ScriptedChurn):
+    """Churn probability = days since the last purchase / 30 (capped): rises while a customer is quiet."""
+
+    def __init__(self):
+        self.snapshots = []
+
+    def predict(self, x):
+        return min(1.0, x["recency_days"] / 30)
+
+    def snapshot(self, customer_id, ts, x):
+        self.snapshots.append((customer_id, ts))
+
+
+def test_a_customer_who_goes_quiet_is_rescored_and_gets_churn_risk_without_any_event_of_their_own():
+    from pipeline.core.engine import Engine
+    from pipeline.core.pii import Hasher
+    from pipeline.core.rules import Rules
+    from tests.helpers import FIXED_NOW
+
+    day = 60 * 24
+    churn = RecencyChurn()
+    engine = Engine(Rules(churn_snapshot_every_days=7, churn_threshold=0.7, churn_rearm_below=0.5), Hasher(b"k"),
+                    lambda: FIXED_NOW, churn=churn)
+    run(engine, order(0, {"user_id": "quiet"}))
+    out = run(engine, *[click(d * day, TICK, "page_view") for d in (10, 20, 30, 40)])  # only others are active
+    [alert] = [a for a in of(out, "triggers.churn_risk.v1") if a.evidence.purchases == 1]
+    assert alert.evidence.recency_days == 21 and alert.cause_event_ids[0].startswith("quiet:")
+    quiet_id = alert.customer_id
+    assert [ts for cid, ts in churn.snapshots if cid == quiet_id][:4] == [
+        int(engine.customers[quiet_id].first_seen) + k * 7 * day * 60_000 for k in range(4)]
+    profile = [p for p in of(out, "profiles.v1") if p.customer_id == quiet_id][-1]
+    assert profile.churn_probability == 1.0 and profile.recency_days >= 28

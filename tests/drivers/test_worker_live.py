@@ -3,12 +3,11 @@ import orjson
 import pytest
 import urllib.request
 
-from pipeline.core.engine import TRIGGER_TOPICS
 from pipeline.drivers.codec import build_engine
 from pipeline.drivers.generate import generate
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.drivers.replay import read_records
-from tests.drivers.live import PII_KEY, LiveWorker
+from tests.drivers.live import COMPARED, PII_KEY, LiveWorker
 from tests.helpers import add, click, review
 
 pytestmark = pytest.mark.broker
@@ -57,12 +56,12 @@ def test_live_processing_and_replay_give_the_same_triggers(live, tmp_path):
         "type": "page_view"}}) + b"\n")
     engine = build_engine(live.settings)
     expected = {e.value.trigger_id for e in engine.process_batch(read_records(iter(lines)))
-                if e.topic in TRIGGER_TOPICS.values()}
+                if e.topic in COMPARED}
     assert len(expected) > 10
 
     live.start()
     produce(live, read_records(iter(lines)))
-    got = live.collect(list(TRIGGER_TOPICS.values()), until=lambda g: len({r["trigger_id"] for r in g}) >= len(expected))
+    got = live.collect(COMPARED, until=lambda g: len({r["trigger_id"] for r in g}) >= len(expected))
     assert {r["trigger_id"] for r in got} == expected
 
 
@@ -95,14 +94,14 @@ def test_two_workers_on_four_partitions_stitch_and_trigger_like_replay(broker, t
     try:
         lines = with_close([r.line() for r in generate(seed=31, customers=80, days=12)])
         out = replay_outputs(w.settings, lines)
-        triggers = {e.value.trigger_id for e in out if e.topic in TRIGGER_TOPICS.values()}
+        triggers = {e.value.trigger_id for e in out if e.topic in COMPARED}
         profiles = [{"customer_id": e.key, **(e.value.model_dump() if e.value else {"dead": True})}
                     for e in out if e.topic == "profiles.v1"]
         grouping = sorted(sorted(c.items()) for c in alive_customers(profiles).values())
         w.start()
         w.start()
         produce(w, read_records(iter(lines)))
-        got = w.collect(list(TRIGGER_TOPICS.values()), until=lambda g: {r["trigger_id"] for r in g} >= triggers)
+        got = w.collect(COMPARED, until=lambda g: {r["trigger_id"] for r in g} >= triggers)
         assert {r["trigger_id"] for r in got} == triggers
         seen = w.collect(["profiles.v1"], until=lambda g: sorted(
             sorted(c.items()) for c in alive_customers(g).values()) == grouping, timeout=30)
@@ -116,20 +115,20 @@ def test_state_survives_a_worker_restart(broker, tmp_path):
     try:
         lines = [r.line() for r in generate(seed=41, customers=40, days=8)]
         cut = len(lines) // 2
-        first = {e.value.trigger_id for e in replay_outputs(w.settings, lines[:cut]) if e.topic in TRIGGER_TOPICS.values()}
+        first = {e.value.trigger_id for e in replay_outputs(w.settings, lines[:cut]) if e.topic in COMPARED}
         everything = with_close(lines)
         expected = {e.value.trigger_id for e in replay_outputs(w.settings, everything)
-                    if e.topic in TRIGGER_TOPICS.values()}
+                    if e.topic in COMPARED}
         assert first and expected - first
 
         w.start()
         produce(w, read_records(iter(lines[:cut])))
-        w.collect(list(TRIGGER_TOPICS.values()), until=lambda g: {r["trigger_id"] for r in g} >= first)
+        w.collect(COMPARED, until=lambda g: {r["trigger_id"] for r in g} >= first)
         w.stop()  # the state now lives only in the changelog
 
         w.start()
         produce(w, list(read_records(iter(everything)))[cut:])
-        got = w.collect(list(TRIGGER_TOPICS.values()), until=lambda g: {r["trigger_id"] for r in g} >= expected)
+        got = w.collect(COMPARED, until=lambda g: {r["trigger_id"] for r in g} >= expected)
         assert {r["trigger_id"] for r in got} == expected
     finally:
         w.stop()
