@@ -148,7 +148,8 @@ class Engine:
         for snap in self.churn.due(wm):
             st = self.customers.get(self.identity.canonical(snap.customer_id))
             if st is not None:
-                self.churn.learn(snap.x, not st.purchased_between(snap.ts, snap.due))
+                if self.churn.learn(snap.x, not st.purchased_between(snap.ts, snap.due)):
+                    self.stats["drift:churn"] += 1
                 self.stats["churn_labels"] += 1
 
     # ---- persistence ----------------------------------------------------------------------------
@@ -269,8 +270,8 @@ class Engine:
             self._emit(st, triggers.negative_emotion(st, body, scored, ev.ts, r, self.now()), ev.ts, out)
         elif st.souring(ev.ts, r.souring_drop, r.souring_min_texts, r.souring_buying_days):
             self._emit(st, triggers.negative_emotion(st, body, scored, ev.ts, r, self.now(), souring=True), ev.ts, out)
-        if body.rating is not None:
-            self.sentiment.learn(body.text, stars_to_label(body.rating))
+        if body.rating is not None and self.sentiment.learn(body.text, stars_to_label(body.rating), scored):
+            self.stats["drift:sentiment"] += 1
 
     def _schedule_cart(self, st: CustomerState) -> None:
         deadline = st.carts.next_deadline(self._window_ms)

@@ -38,6 +38,10 @@ class Metrics:
         self.timers = Gauge("rapport_pending_cart_timers", "Cart timers waiting for the watermark", registry=r)
         self.snapshots = Gauge("rapport_pending_churn_snapshots", "Churn snapshots waiting for their label", registry=r)
         self.learned = Gauge("rapport_model_labels_learned", "Labels a model has learned", ["model"], registry=r)
+        self.prequential = Gauge("rapport_model_prequential", "Rolling prequential figure of a model (last 1000 labels)",
+                                 ["model", "figure"], registry=r)
+        self.drifts = PCounter("rapport_model_drifts", "Drifts ADWIN detected in a model's error rate", ["model"],
+                               registry=r)
         self._seen: dict[str, Counter[str]] = {}
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
@@ -73,6 +77,9 @@ class Metrics:
         self.snapshots.set(engine.churn.pending)
         self.learned.labels("sentiment").set(sum(engine.sentiment.learned.values()))
         self.learned.labels("churn").set(engine.churn.learned)
+        for name, model in (("sentiment", engine.sentiment), ("churn", engine.churn)):
+            for figure, value in model.monitor.figures().items():
+                self.prequential.labels(name, figure).set(value)
 
     def _count(self, key: str, delta: int) -> None:
         head, _, rest = key.partition(":")
@@ -82,6 +89,8 @@ class Metrics:
             simple[head].inc(delta)
         elif head == "events":
             self.events.labels(rest).inc(delta)
+        elif head == "drift":
+            self.drifts.labels(rest).inc(delta)
         elif head == "dlq":
             self.dlq.labels(rest).inc(delta)
         elif head == "triggers":

@@ -115,3 +115,36 @@ def test_churn_model_pickles():
     m = ChurnModel(horizon_ms=10)
     m.learn({"recency_days": 5.0}, True)
     assert pickle.loads(pickle.dumps(m)).predict({"recency_days": 5.0}) == m.predict({"recency_days": 5.0})
+
+
+def test_sentiment_model_state_stays_bounded_whatever_the_vocabulary():
+    from pipeline.core.models.sentiment import FEATURE_BUCKETS
+
+    def word(n: int) -> str:
+        return "".join(chr(97 + (n // 26**i) % 26) for i in range(4))
+
+    m = SentimentModel(warmup=10)
+    for n in range(3000):
+        m.learn(f"{word(n)} {word(n + 5000)} {word(n + 10000)}", "positive" if n % 2 else "negative")
+    features = {k for w in m._model.weights.values() for k in w if k.startswith("h")}
+    assert 1000 < len(features) <= FEATURE_BUCKETS  # about 9,000 distinct words, hashed into the buckets
+    assert all(k.startswith(("h", "prior:")) for w in m._model.weights.values() for k in w)
+
+
+def test_prequential_figures_and_drift_are_tracked_from_the_labels():
+    m = SentimentModel(warmup=50)
+    drifted = 0
+    for n in range(1500):
+        text = "great product" if n % 2 else "awful product"
+        label = ("positive" if n % 2 else "negative") if n < 700 else ("negative" if n % 2 else "positive")
+        drifted += m.learn(text, label, m.score(text))  # the labels' meaning flips half-way
+    figures = m.monitor.figures()
+    assert m.monitor.labels == 1500 and 0 <= figures["accuracy"] <= 1 and figures["logloss"] > 0
+    assert drifted >= 1 and m.monitor.drifts == drifted
+
+
+def test_churn_model_scores_each_snapshot_before_learning_its_label():
+    m = ChurnModel(horizon_ms=10, warmup=1)
+    for n in range(200):
+        m.learn({"recency_days": float(n % 60)}, n % 60 > 30)
+    assert m.monitor.labels == 200 and set(m.monitor.figures()) == {"accuracy", "logloss", "roc_auc"}

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from river import compose, linear_model, optim, preprocessing
 
+from pipeline.core.models.monitor import Prequential
+
 
 @dataclass(order=True, slots=True)
 class Snapshot:
@@ -49,6 +51,7 @@ class ChurnModel:
         self._model = compose.Pipeline(
             preprocessing.StandardScaler(), linear_model.LogisticRegression(optimizer=optim.SGD(0.02), l2=1e-4)
         )
+        self.monitor = Prequential(binary=True, name="churn")
 
     @property
     def version(self) -> str:
@@ -77,6 +80,10 @@ class ChurnModel:
             out.append(heapq.heappop(self._pending))
         return out
 
-    def learn(self, x: dict[str, float], churned: bool) -> None:
+    def learn(self, x: dict[str, float], churned: bool) -> bool:
+        """Score the estimate this snapshot had (prequential), then learn its label. True on drift."""
+        p = self.predict(x)
+        drifted = self.monitor.update(churned, p >= 0.5, p)
         self._model.learn_one(x, churned)
         self.learned += 1
+        return drifted

@@ -13,15 +13,18 @@ learned model's weight grows from 0 to 1 over ``warmup`` rated texts.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from river import linear_model, optim
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from pipeline.core.models import korean
+from pipeline.core.models.monitor import Prequential
 from pipeline.core.models.text import language, script_share, tokens
 
 LABELS = ("negative", "neutral", "positive")
+FEATURE_BUCKETS = 2**17  # hashed text features: the model's size is bounded whatever the vocabulary
 _NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
 
 
@@ -35,6 +38,7 @@ class Scored:
     score: float  # P(positive) - P(negative), in -1..1
     confidence: float  # probability of the label
     language: str
+    proba: dict[str, float]
 
 
 class SentimentModel:
@@ -47,6 +51,7 @@ class SentimentModel:
         self.learned: dict[str, int] = {}
         self._vader = SentimentIntensityAnalyzer()
         self._model = linear_model.SoftmaxRegression(optimizer=optim.SGD(0.05), l2=1e-5)
+        self.monitor = Prequential(name="sentiment")
 
     @property
     def version(self) -> str:
@@ -68,7 +73,11 @@ class SentimentModel:
         return {"negative": (1 - neutral) * (1 - c) / 2, "neutral": neutral, "positive": (1 - neutral) * (1 + c) / 2}
 
     def _features(self, text: str, prior: dict[str, float]) -> dict[str, float]:
-        x = tokens(text)
+        """Text features hashed into ``FEATURE_BUCKETS`` (bounded model state), plus the prior."""
+        x: dict[str, float] = {}
+        for name, value in tokens(text).items():
+            bucket = f"h{zlib.crc32(name.encode()) & (FEATURE_BUCKETS - 1)}"
+            x[bucket] = x.get(bucket, 0.0) + value
         x["prior:neg"], x["prior:pos"] = prior["negative"], prior["positive"]
         return x
 
@@ -83,9 +92,12 @@ class SentimentModel:
             p = prior
         label = max(LABELS, key=lambda k: (p[k], k == "neutral"))
         score = max(-1.0, min(1.0, p["positive"] - p["negative"]))
-        return Scored(label, round(score, 6), round(p[label], 6), lang)
+        return Scored(label, round(score, 6), round(p[label], 6), lang, p)
 
-    def learn(self, text: str, label: str) -> None:
+    def learn(self, text: str, label: str, predicted: Scored | None = None) -> bool:
+        """Learn one rated text; with the prediction made before, score it (prequential). True on drift."""
+        drifted = predicted is not None and self.monitor.update(label, predicted.label, predicted.proba)
         lang = language(text)
         self._model.learn_one(self._features(text, self._prior(text, lang)), label)
         self.learned[lang] = self.learned.get(lang, 0) + 1
+        return drifted
