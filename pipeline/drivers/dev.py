@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pipeline.drivers.tail import tail, trigger_topics
-from pipeline.ops.broker import EmbeddedBroker
+from pipeline.ops.broker import EmbeddedBroker, die_with_parent
 from pipeline.ops.settings import Settings
 from pipeline.ops.topics import ensure_topics
 
@@ -22,7 +22,7 @@ DEMO_ENV = {"RAPPORT_CART_ABANDON_WINDOW_S": "20", "RAPPORT_ALLOWED_LATENESS_S":
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

@@ -1,13 +1,23 @@
 """The embedded Kafka-protocol broker (Tansu, memory-only) for development and tests."""
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import stat
 import subprocess
 import time
 from importlib import resources
 from pathlib import Path
+
+
+def die_with_parent() -> None:
+    """In a child before exec (Linux): get SIGTERM when the parent dies, however it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: Ctrl-C and normal exits still stop children
 
 
 def tansu_binary() -> Path:
@@ -55,7 +65,8 @@ class EmbeddedBroker:
         if port_open(self.port):
             raise RuntimeError(f"port {self.port} is already in use; stop what runs there or set RAPPORT_BROKER_PORT")
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(command(self.port), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(command(self.port), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while not port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -12,7 +12,7 @@ import orjson
 from confluent_kafka import Consumer
 
 from pipeline.core.engine import TRIGGER_TOPICS
-from pipeline.ops.broker import free_port
+from pipeline.ops.broker import die_with_parent, free_port
 from pipeline.ops.settings import Settings
 from pipeline.ops.topics import ensure_topics
 
@@ -43,7 +43,8 @@ class LiveWorker:
         env = {**self.env, "RAPPORT_METRICS_PORT": str(port), "RAPPORT_WEB_PORT": str(web)}
         log = open(self.log_dir / f"worker{len(self.procs)}.log", "ab")
         self.procs.append(subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "warn"],
-                                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                                           env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=die_with_parent))
         self.metrics_ports.append(port)
         return self
 
