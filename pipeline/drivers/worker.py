@@ -24,6 +24,7 @@ from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, RawRecord
+from pipeline.drivers import faust_transport
 from pipeline.drivers.codec import build_engine, event_bytes, event_from_bytes
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.ops.metrics import Metrics
@@ -148,8 +149,10 @@ class EngineStage:
 
 
 def build_app(settings: Settings, ingest: IngestStage, engine: EngineStage) -> faust.App:
+    scheme = faust_transport.register(settings.fetch_max_wait_ms)
     app = faust.App(
-        settings.app_id, broker=f"kafka://{settings.bootstrap}", value_serializer="raw", key_serializer="raw",
+        settings.app_id, broker=f"kafka://{settings.bootstrap}", broker_consumer=f"{scheme}://{settings.bootstrap}",
+        value_serializer="raw", key_serializer="raw",
         web_host=settings.web_host, web_port=settings.web_port, broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s, topic_disable_leader=True,
         topic_allow_declare=False, consumer_auto_offset_reset="earliest", store="memory://",
