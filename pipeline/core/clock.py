@@ -48,13 +48,6 @@ class Watermark:
         self._latest.setdefault(source, None)
         self._idle.discard(source)
 
-    def forget(self, source: Hashable) -> None:
-        """A source the driver no longer reads (e.g. a revoked partition)."""
-        self._latest.pop(source, None)
-        self._idle.discard(source)
-        if self._latest:
-            self._recompute()
-
     def observe(self, source: Hashable, ts: int) -> bool:
         """Note an event time from ``source``; True when the event is behind the watermark (late)."""
         self._idle.discard(source)

@@ -115,10 +115,6 @@ class Engine:
         for source in sources:
             self.watermark.expect(source)
 
-    def revoke(self, sources: Iterable[tuple[str, int]]) -> None:
-        for source in sources:
-            self.watermark.forget(source)
-
     def sources_idle(self, sources: Iterable[tuple[str, int]], wall_ms: int | None = None) -> list[Emit]:
         """Live mode: these partitions sent nothing for a while; with ``wall_ms``, all input is idle and the
         wall clock moves event time on."""

@@ -34,7 +34,7 @@ FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def auc(scores: list[float], labels: list[bool]) -> float:
     """ROC AUC by ranks (ties get the mean rank)."""
-    pairs = sorted(zip(scores, labels))
+    pairs = sorted(zip(scores, labels, strict=True))
     pos = sum(labels)
     neg = len(labels) - pos
     if not pos or not neg:
@@ -157,7 +157,7 @@ def main(seed: int) -> None:
     rows = [("model", "learner", "measure", "value", "n")] + sentiment_rows(seed) + churn_rows(seed)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for n, r in enumerate(rows):
-        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print("\nData: generated offline (template text, simulated journeys); see README for what these figures mean.")

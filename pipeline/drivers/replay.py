@@ -30,7 +30,7 @@ INPUT_ERROR_TOPIC = "replay.input"
 def read_records(lines: Iterator[bytes]) -> Iterator[RawRecord]:
     """Replay-file lines as raw records; offsets count per topic, all in partition 0."""
     offsets: Counter[str] = Counter()
-    for lineno, line in enumerate(lines, 1):
+    for line in lines:
         if not line.strip():
             continue
         try:

@@ -7,7 +7,7 @@ from pipeline.drivers.codec import build_engine
 from pipeline.drivers.generate import generate
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.drivers.replay import read_records
-from tests.drivers.live import COMPARED, PII_KEY, LiveWorker
+from tests.drivers.live import COMPARED, LiveWorker
 from tests.helpers import add, click, review
 
 pytestmark = pytest.mark.broker
