@@ -18,8 +18,8 @@ _offsets = itertools.count()
 _ids = itertools.count()
 
 
-def make_engine(**rules: object) -> Engine:
-    return Engine(Rules(**rules), Hasher(b"test-key"), lambda: FIXED_NOW)
+def make_engine(per_partition: bool = False, **rules: object) -> Engine:
+    return Engine(Rules(**rules), Hasher(b"test-key"), lambda: FIXED_NOW, per_partition)
 
 
 def at(minutes: float) -> str:

@@ -24,14 +24,12 @@ from pipeline.core.profile import DAY_MS, KEEP_ABANDONED, Abandoned, CustomerSta
 from pipeline.core.records import Emit, Event, RawRecord, to_dt
 from pipeline.core.rules import Rules
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
-from schemas.outbound import ConsentChange, DeadLetter, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger
+from schemas.outbound import (
+    OUTBOUND, ConsentChange, DeadLetter, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger,
+)
 
-TRIGGER_TOPICS = {
-    "cart_abandoned": "triggers.cart_abandoned.v1",
-    "cart_recovered": "triggers.cart_recovered.v1",
-    "negative_emotion": "triggers.negative_emotion.v1",
-    "churn_risk": "triggers.churn_risk.v1",
-}
+#: Trigger type -> its outbound topic, from the contract models.
+TRIGGER_TOPICS = {m.model_fields["type"].default: t for t, m in OUTBOUND.items() if issubclass(m, Trigger)}
 
 
 class Engine:

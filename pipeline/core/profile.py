@@ -1,6 +1,7 @@
 """Per-customer state: behaviour, cart, emotion, consent; folding on merge; features and the profile record."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 from pipeline.core.cart import Carts
@@ -73,13 +74,13 @@ class CustomerState:
     last_snapshot: int | None = None
     scored_at: int | None = None  # event time of the latest churn score (an event, or a quiet period's timer)
     fired: dict[str, list[int]] = field(default_factory=dict)
-    recent_events: list[str] = field(default_factory=list)  # makes re-processing after a restore idempotent
+    recent_events: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_RECENT_EVENTS))
 
     def first_time(self, event_id: str) -> bool:
         """Remember an applied event; False if it was applied already (e.g. re-read after a restart)."""
         if event_id in self.recent_events:
             return False
-        self.recent_events = (self.recent_events + [event_id])[-KEEP_RECENT_EVENTS:]
+        self.recent_events.append(event_id)
         return True
 
     # ---- behaviour -------------------------------------------------------------------------------

@@ -104,9 +104,9 @@ def kafka_sink(publisher: Publisher) -> Callable[[list[Emit]], None]:
 def replay_kafka(engine: Engine, settings: Settings, sink: Callable[[list[Emit]], None], start_ms: int | None,
                  until_ms: int | None, offsets: dict[tuple[str, int], int] | None, idle_s: float,
                  show_progress: bool = True) -> int:
-    """The inbound topics' records in a time or offset range through ``engine``, as live partitions would be."""
+    """The inbound topics' records in a time or offset range through ``engine`` (built ``per_partition``),
+    as live partitions would be."""
     topics = [settings.topic(t) for t in INBOUND]
-    engine.per_partition = True
     sources = partitions_of(settings, list(INBOUND))
     engine.assign(sources)
     bar = Progress(None, show_progress)

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipeline.core.engine import TRIGGER_TOPICS
 from pipeline.ops.settings import Settings
 from schemas.inbound import INBOUND
+from schemas.outbound import OUTBOUND
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -28,13 +28,13 @@ STATE_TOPIC = "rapport.state.v1"
 
 
 INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in INBOUND)
-OUTBOUND_TOPICS = (
-    *(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in TRIGGER_TOPICS.values()),
-    TopicSpec("scores.reviews.v1", {"retention.ms": str(7 * DAY_MS)}),
-    TopicSpec("profiles.v1", {"cleanup.policy": "compact"}),
-    TopicSpec("identity.merges.v1", {"retention.ms": str(30 * DAY_MS)}),
-    TopicSpec("dlq.v1", {"retention.ms": str(30 * DAY_MS)}),
-)
+#: Configs of outbound topics that differ from a week's retention.
+_OUTBOUND_CONFIG = {
+    "profiles.v1": {"cleanup.policy": "compact"},
+    "identity.merges.v1": {"retention.ms": str(30 * DAY_MS)},
+    "dlq.v1": {"retention.ms": str(30 * DAY_MS)},
+}
+OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)})) for t in OUTBOUND)
 INTERNAL_TOPICS = (
     TopicSpec(EVENTS_TOPIC, {"retention.ms": str(7 * DAY_MS)}, partitions=1),
     TopicSpec(STATE_TOPIC, {"cleanup.policy": "compact"}, partitions=1),

@@ -21,8 +21,7 @@ CLOSE = orjson.dumps({"topic": "clickstream.v1", "key": None, "value": {
 
 
 def triggers(records, per_partition: bool) -> dict[str, str]:
-    engine = make_engine()
-    engine.per_partition = per_partition
+    engine = make_engine(per_partition)
     if per_partition:
         for t in TOPICS:
             engine.watermark.expect((t, 0))

@@ -181,14 +181,12 @@ def test_a_purchase_after_the_window_read_before_the_timer_is_abandonment_then_r
 def test_a_lagging_partition_holds_the_watermark_back():
     from tests.helpers import make_engine
 
-    engine = make_engine()
-    engine.per_partition = True
+    engine = make_engine(per_partition=True)
     lagging = pos(5, {"anonymous_id": "cookie-1"}, 10000)
     ahead = [add(0, ANON), click(300, TICK, "page_view")]
     out = run(engine, *ahead)  # clickstream is far ahead, pos.v1 has not been heard yet: it cannot hold back
     assert len(of(out, "triggers.cart_abandoned.v1")) == 1
-    engine2 = make_engine()
-    engine2.per_partition = True
+    engine2 = make_engine(per_partition=True)
     out = run(engine2, pos(-60, {"anonymous_id": "other"}), *ahead)  # pos.v1 heard at -60 min: it holds back
     assert of(out, "triggers.cart_abandoned.v1") == []
     out = run(engine2, lagging, click(301, TICK, "page_view"))
@@ -222,8 +220,7 @@ def test_no_souring_alert_for_a_customer_who_stopped_buying(engine):
 def test_in_live_mode_the_wall_clock_fires_a_cart_when_all_input_is_silent():
     from tests.helpers import T0, make_engine
 
-    engine = make_engine()
-    engine.per_partition = True
+    engine = make_engine(per_partition=True)
     engine.assign([("clickstream.v1", 0), ("pos.v1", 0)])
     assert of(run(engine, add(0, ANON)), "triggers.cart_abandoned.v1") == []
     night = int(T0.timestamp() * 1000) + 60 * 60_000  # an hour later, nobody is shopping
