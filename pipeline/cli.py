@@ -45,7 +45,7 @@ def _replay(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers.replay import fixed_clock, replay_file
 
     now = fixed_clock(datetime.fromisoformat(args.fixed_clock)) if args.fixed_clock else wall_clock
-    engine = build_engine(s, now, per_partition=args.from_kafka)
+    engine = build_engine(s, now)
     if args.from_kafka:
         n, where = _replay_kafka(args, s, engine)
     else:

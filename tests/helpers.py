@@ -18,8 +18,8 @@ _offsets = itertools.count()
 _ids = itertools.count()
 
 
-def make_engine(per_partition: bool = False, **rules: object) -> Engine:
-    return Engine(Rules(**rules), Hasher(b"test-key"), lambda: FIXED_NOW, per_partition)
+def make_engine(**rules: object) -> Engine:
+    return Engine(Rules(**rules), Hasher(b"test-key"), lambda: FIXED_NOW)
 
 
 def at(minutes: float) -> str:
@@ -64,7 +64,8 @@ def consent(minutes: float, ids: dict, granted: bool) -> RawRecord:
 
 
 def run(engine: Engine, *records: RawRecord) -> list[Emit]:
-    return engine.process_batch(records)
+    """Everything ``records`` cause, as if nothing else were still on its way."""
+    return engine.process_batch(records) + engine.close_input()
 
 
 def of(emits: list[Emit], topic: str) -> list:

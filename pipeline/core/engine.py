@@ -1,9 +1,12 @@
 """The engine: one raw record in, outbound records out. Every driver (worker, replay) calls this.
 
-Per event: decode or dead-letter; drop duplicates; advance the watermark and fire what it passed
-(cart timers, churn labels); stitch identity (merges fold state); apply the event to the customer;
-score texts; evaluate triggers. ``end_batch`` emits the profiles that changed. Outputs depend only on
-the order of the input records, never on the wall clock (``now`` only stamps ``emitted_at``).
+Per record: decode or dead-letter; drop re-deliveries and duplicates; hand the event to the sequencer,
+which releases events in one event-time order whatever the partitioning (``pipeline.core.sequencer``).
+Per released event: advance the watermark and fire what it passed (cart timers, churn labels); stitch
+identity (merges fold state); apply the event to the customer; score texts; evaluate triggers.
+``end_batch`` releases, applies and returns everything, with the profiles that changed. Outputs depend
+only on the events and their order per source, never on the wall clock (``now`` only stamps
+``emitted_at``), except for events that arrive out of order.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pipeline.core.pii import Hasher
 from pipeline.core.profile import DAY_MS, KEEP_ABANDONED, Abandoned, CustomerState, Purchase
 from pipeline.core.records import Emit, Event, RawRecord, to_dt
 from pipeline.core.rules import Rules
+from pipeline.core.sequencer import Sequencer, Source
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
 from schemas.outbound import (
     OUTBOUND, ConsentChange, DeadLetter, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger,
@@ -35,16 +39,15 @@ TRIGGER_TOPICS = {m.model_fields["type"].default: t for t, m in OUTBOUND.items()
 class Engine:
     """All processing state of one worker (or one replay) and the logic that moves it."""
 
-    def __init__(self, rules: Rules, hasher: Hasher, now: Callable[[], datetime], per_partition: bool = False,
+    def __init__(self, rules: Rules, hasher: Hasher, now: Callable[[], datetime],
                  sentiment: SentimentModel | None = None, churn: ChurnModel | None = None) -> None:
-        """``per_partition``: one watermark source per input partition (worker), else one ordered input (replay)."""
         self.rules = rules
-        self.per_partition = per_partition
         self.now = now
         self.ingest = Ingest(rules, hasher)
         self.identity = IdentityGraph(rules)
         self.customers: dict[str, CustomerState] = {}
         self.seen = Dedup(rules.dedup_capacity)
+        self.sequencer = Sequencer(int(rules.order_grace_s * 1000), int(rules.order_live_within_s * 1000))
         self.watermark = Watermark(int(rules.allowed_lateness_s * 1000))
         self.cart_timers = Timers()
         self.churn_timers = Timers()  # re-score quiet customers every churn_snapshot_every_days of event time
@@ -56,32 +59,31 @@ class Engine:
         self._recovery_ms = int(rules.cart_recovery_window_s * 1000)
         self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
         self._cooldown_ms = int(rules.churn_cooldown_days * DAY_MS)
-        self.applied: dict[tuple[str, int], int] = {}  # source partition -> last offset applied (worker)
+        self.applied: dict[Source, int] = {}  # source partition -> last offset read (worker)
+        self._out: list[Emit] = []  # outputs of the batch in progress
         self._dirty: dict[str, None] = {}  # customers whose profile is due
         self._changed: dict[str, None] = {}  # customers whose state entry is due (absorbed ones: deleted)
 
     # ---- driver entry points ---------------------------------------------------------------------
 
     def process_batch(self, records: Iterable[RawRecord]) -> list[Emit]:
-        out: list[Emit] = []
         for rec in records:
-            self.process(rec, out)
-        out.extend(self.end_batch())
-        return out
+            self.process(rec)
+        return self.end_batch()
 
-    def process(self, rec: RawRecord, out: list[Emit]) -> None:
-        """Append to ``out`` everything one inbound record causes (profiles wait for ``end_batch``)."""
+    def process(self, rec: RawRecord) -> None:
+        """Take one inbound record (outputs wait for ``end_batch``); its source is its topic and partition."""
         self.stats["records"] += 1
         decoded = self.ingest.decode(rec)
         if isinstance(decoded, DeadLetter):
             self.stats[f"dlq:{decoded.error_type}"] += 1
-            out.append(Emit("dlq.v1", decoded.key, decoded))
+            self._out.append(Emit("dlq.v1", decoded.key, decoded))
             return
-        self.apply(decoded, (rec.topic, rec.partition), out)
+        self.apply(decoded, (rec.topic, rec.partition))
 
-    def apply(self, ev: Event, source: tuple[str, int], out: list[Emit], offset: int | None = None) -> None:
-        """Process one decoded event read from ``source`` (its inbound topic and partition) at ``offset``;
-        an offset at or below the last one applied from that source is a re-delivery and is skipped."""
+    def apply(self, ev: Event, source: Source, offset: int | None = None) -> None:
+        """Take one decoded event read from ``source`` at ``offset``; an offset at or below the last one read
+        from that source is a re-delivery and is skipped."""
         if offset is not None:
             if offset <= self.applied.get(source, -1):
                 self.stats["redelivered"] += 1
@@ -91,14 +93,15 @@ class Engine:
             self.stats["duplicates"] += 1
             return
         self.stats[f"events:{ev.topic}"] += 1
-        if self.watermark.observe(source if self.per_partition else None, ev.ts):
-            self.stats["late"] += 1
-        self.fire_due(out)
-        self._apply(ev, out)
+        if self.sequencer.behind(ev):
+            self.stats["out_of_order"] += 1
+        self.sequencer.push(ev, source, offset)
 
     def end_batch(self) -> list[Emit]:
-        """The latest profile of every customer changed since the last call."""
-        out = []
+        """Apply what the sequencer releases; everything the batch caused, with the latest profile of every
+        customer it changed."""
+        out = self._out
+        self._release(out)
         self._changed.update(self._dirty)
         for cid in self._dirty:
             st = self.customers[cid]
@@ -106,24 +109,40 @@ class Engine:
             as_of = max(st.last_seen, st.scored_at or st.last_seen)
             out.append(Emit("profiles.v1", cid, st.to_profile(as_of, dict(kinds), self.churn.version)))
         self._dirty.clear()
+        self._out = []
         return out
 
-    def assign(self, sources: Iterable[tuple[str, int]]) -> None:
-        """The driver now reads these partitions: the watermark waits for each until it delivers or idles."""
+    def assign(self, sources: Iterable[Source]) -> None:
+        """The driver now reads these partitions: hold events until each delivers, is caught up or idles."""
         for source in sources:
-            self.watermark.expect(source)
+            self.sequencer.expect(source)
 
-    def sources_idle(self, sources: Iterable[tuple[str, int]], wall_ms: int | None = None) -> list[Emit]:
-        """Live mode: these partitions sent nothing for a while; with ``wall_ms``, all input is idle and the
-        wall clock moves event time on."""
-        for source in sources:
-            self.watermark.idle(source)
-        if wall_ms is not None:
+    def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
+                  reader: str | None = None) -> None:
+        """``reader`` had read everything written to ``sources`` at wall time ``wall_ms``, and events up to
+        ``position_ms`` (without a reader: the input is at rest). Takes effect at ``end_batch``."""
+        self.sequencer.caught_up(sources, wall_ms, position_ms, reader)
+
+    def sources_idle(self, sources: Iterable[Source], wall_ms: int | None = None) -> list[Emit]:
+        """These partitions sent nothing for a while (or the input ended). With ``wall_ms``, all input is
+        silent and nothing is held: the wall clock moves event time on."""
+        self.sequencer.idle(sources)
+        self._release(self._out)
+        if wall_ms is not None and not self.sequencer.held:
             self.watermark.advance_wall(wall_ms)
-        out: list[Emit] = []
-        self.fire_due(out)
-        out.extend(self.end_batch())
-        return out
+            self.fire_due(self._out)
+        return self.end_batch()
+
+    def close_input(self) -> list[Emit]:
+        """The input is over (a replay's end): release and apply everything held."""
+        return self.sources_idle(self.sequencer.sources)
+
+    def _release(self, out: list[Emit]) -> None:
+        for ev, _, _ in self.sequencer.release():
+            if self.watermark.observe(ev.ts):
+                self.stats["late"] += 1
+            self.fire_due(out)
+            self._apply(ev, out)
 
     def fire_due(self, out: list[Emit]) -> None:
         """Fire cart timers and learn churn labels that the watermark has passed."""
@@ -151,11 +170,13 @@ class Engine:
     def take_changes(self) -> dict[str, object | None]:
         """State entries changed since the last call, for a changelog (``None`` deletes an entry)."""
         out: dict[str, object | None] = self.identity.take_changes()
+        out.update(self.sequencer.take_changes())
         for cid in self._changed:
             st = self.customers.get(cid)
             out[f"c/{cid}"] = None if st is None else (st, self.identity.born[cid])
         self._changed.clear()
         out["w"] = self.watermark
+        out["s"] = self.sequencer
         out["o"] = dict(self.applied)
         return out
 
@@ -172,6 +193,8 @@ class Engine:
                 self.customers[name[2:]] = st
             elif name == "w":
                 self.watermark = value  # type: ignore[assignment]
+            elif name == "s":
+                self.sequencer = value  # type: ignore[assignment]
             elif name == "o":
                 self.applied = dict(value)  # type: ignore[call-overload]
             elif name == "m/sentiment":
@@ -179,6 +202,7 @@ class Engine:
             elif name == "m/churn":
                 self.churn = value  # type: ignore[assignment]
         self.identity.restore(entries, born)
+        self.sequencer.restore_held(v for k, v in entries.items() if k.startswith("q/"))  # type: ignore[misc]
         for st in self.customers.values():
             self._schedule_cart(st)
             if st.scored_at is not None:

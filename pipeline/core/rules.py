@@ -17,6 +17,12 @@ class Rules(BaseModel):
 
     # Time
     allowed_lateness_s: float = Field(300.0, ge=0, description="Watermark = latest event time minus this.")
+    order_grace_s: float = Field(0.5, ge=0, description=(
+        "Live traffic: an event may reach a caught-up partition this long after its event time and still be "
+        "applied in event-time order (the latency the canonical order costs)."))
+    order_live_within_s: float = Field(60.0, ge=0, description=(
+        "Traffic whose latest event time is this close to the wall clock counts as live (see order_grace_s); "
+        "older traffic is a backfill, ordered by event time alone."))
     # Ingest
     dedup_capacity: int = Field(500_000, ge=1, description="Most recent event ids remembered for de-duplication.")
     default_country_code: str = Field("82", pattern=r"^\d{1,3}$", description="Country code for national phone numbers.")

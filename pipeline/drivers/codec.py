@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
@@ -17,9 +18,9 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock, per_partition: bool = False) -> Engine:
-    """The engine a driver runs: ``per_partition`` watermarks for the worker, one ordered input for replay."""
-    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now, per_partition)
+def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock) -> Engine:
+    """The engine every driver runs."""
+    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now)
 
 
 def value_bytes(emit: Emit) -> bytes | None:
@@ -36,14 +37,32 @@ def jsonl_line(topic: str, emit: Emit) -> bytes:
     return b'{"topic":' + orjson.dumps(topic) + b',"key":' + orjson.dumps(emit.key) + b',"value":' + value + b"}\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """On the internal events topic: these inbound partitions had been read to their end at ``wall_ms`` by
+    the ingest ``reader``, which had forwarded events up to event time ``position_ms`` (None: none yet)."""
+
+    sources: list[tuple[str, int]]
+    wall_ms: int
+    position_ms: int | None
+    reader: str
+
+
 def event_bytes(ev: Event, source: tuple[str, int], offset: int) -> bytes:
     """A decoded, pseudonymised event for the internal events topic, with where it was read."""
     return orjson.dumps({"s": source, "o": offset, "ts": ev.ts, "ids": [(i.kind, i.hash) for i in ev.identifiers],
                          "b": ev.body.model_dump(mode="json", exclude_none=True)})
 
 
-def event_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int]:
+def progress_bytes(p: Progress) -> bytes:
+    return orjson.dumps({"caught_up": p.sources, "wall": p.wall_ms, "pos": p.position_ms, "by": p.reader})
+
+
+def internal_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int] | Progress:
+    """A record of the internal events topic: an event with where it was read, or a progress marker."""
     d = orjson.loads(data)
+    if "caught_up" in d:
+        return Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["pos"], d["by"])
     topic, partition = d["s"]
     body = INBOUND[topic].model_validate(d["b"])
     return Event(topic, d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), body), (topic, partition), d["o"]

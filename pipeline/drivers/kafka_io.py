@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -48,14 +48,17 @@ class Publisher:
 
 
 def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, until_ms: int | None = None,
-               offsets: dict[tuple[str, int], int] | None = None, idle_s: float = 5.0) -> Iterator[Message]:
+               offsets: dict[tuple[str, int], int] | None = None, idle_s: float = 5.0,
+               on_end: Callable[[str, int], None] | None = None) -> Iterator[Message]:
     """Records of every partition of ``topics`` whose record timestamp is in [start_ms, until_ms], from the
     given offsets (else from ``start_ms`` or the beginning), until nothing has come for ``idle_s``.
+    ``on_end(topic, partition)`` is called whenever a partition has been read to its current end.
 
     The end is found by silence, not by the broker's end offsets (which some brokers answer wrongly).
     """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rapport-range-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "enable.partition.eof": on_end is not None})
     try:
         meta = consumer.list_topics(timeout=15).topics
         missing = [t for t in topics if t not in meta]
@@ -76,6 +79,8 @@ def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, u
             last = time.monotonic()
             for m in msgs:
                 if m.error():
+                    if on_end is not None and m.error().code() == KafkaError._PARTITION_EOF:
+                        on_end(m.topic(), m.partition())
                     continue
                 ts = m.timestamp()[1]
                 if (start_ms is not None and ts < start_ms) or (until_ms is not None and ts > until_ms):

@@ -63,7 +63,8 @@ class Progress:
 
 def run(engine: Engine, records: Iterable[RawRecord], sink: Callable[[list[Emit]], None], batch_size: int = 1000,
         progress: Callable[[int], None] | None = None) -> int:
-    """Feed ``records`` through ``engine`` in batches, handing each batch's outputs to ``sink``. Returns records read."""
+    """Feed ``records`` through ``engine`` in batches, handing each batch's outputs to ``sink``; at the end,
+    release everything still held. Returns records read."""
     batch: list[RawRecord] = []
     n = 0
     for rec in records:
@@ -75,6 +76,7 @@ def run(engine: Engine, records: Iterable[RawRecord], sink: Callable[[list[Emit]
             if progress:
                 progress(n)
     sink(engine.process_batch(batch))
+    sink(engine.close_input())
     return n
 
 
@@ -104,16 +106,19 @@ def kafka_sink(publisher: Publisher) -> Callable[[list[Emit]], None]:
 def replay_kafka(engine: Engine, settings: Settings, sink: Callable[[list[Emit]], None], start_ms: int | None,
                  until_ms: int | None, offsets: dict[tuple[str, int], int] | None, idle_s: float,
                  show_progress: bool = True) -> int:
-    """The inbound topics' records in a time or offset range through ``engine`` (built ``per_partition``),
-    as live partitions would be."""
+    """The inbound topics' records in a time or offset range through ``engine``, partition by partition
+    as a worker reads them."""
     topics = [settings.topic(t) for t in INBOUND]
-    sources = partitions_of(settings, list(INBOUND))
-    engine.assign(sources)
+    prefix = settings.topic_prefix
+    engine.assign(partitions_of(settings, list(INBOUND)))
+
+    def read_to_end(topic: str, partition: int) -> None:  # as a worker's ingest reports it
+        engine.caught_up([(topic.removeprefix(prefix), partition)], int(time.time() * 1000))
+
     bar = Progress(None, show_progress)
-    records = (RawRecord(m.topic().removeprefix(settings.topic_prefix), m.partition(), m.offset(), m.key(), m.value())
-               for m in read_range(settings.bootstrap, topics, start_ms, until_ms, offsets, idle_s))
+    records = (RawRecord(m.topic().removeprefix(prefix), m.partition(), m.offset(), m.key(), m.value())
+               for m in read_range(settings.bootstrap, topics, start_ms, until_ms, offsets, idle_s, read_to_end))
     n = run(engine, records, sink, settings.batch_size, lambda n: bar.update(n, 0))
-    sink(engine.sources_idle(sources))  # the range is over: every partition has said all it will
     bar.update(n, 0, final=True)
     return n
 

@@ -2,7 +2,10 @@
 
 1. *ingest* reads the inbound topics (every worker takes a share of their partitions): decode,
    validate, pseudonymise; dead letters to ``dlq.v1``; valid events, with the partition they came
-   from, to the internal single-partition topic ``rapport.events.v1``.
+   from, to the internal single-partition topic ``rapport.events.v1``. After each batch, and while
+   its stream is quiet, it adds a progress marker: which of its partitions are read to their end
+   (the consumer's fetch high watermark), and when. The engine's sequencer needs the markers to
+   move a quiet partition's share of the event-time order on.
 2. *engine* reads ``rapport.events.v1``: one worker at a time holds it and sees every event, so
    identity and profiles are global. It restores its state from the ``rapport.state.v1`` changelog
    when it gets the partition, and writes the entries each batch changed.
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -25,7 +31,7 @@ from pipeline.core.ingest import Ingest
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, RawRecord
 from pipeline.drivers import faust_transport
-from pipeline.drivers.codec import build_engine, event_bytes, event_from_bytes
+from pipeline.drivers.codec import Progress, build_engine, event_bytes, internal_from_bytes, progress_bytes
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.ops.metrics import Metrics
 from pipeline.ops.settings import Settings
@@ -43,27 +49,70 @@ async def _flush(*publishers: Publisher) -> None:
         await loop.run_in_executor(None, p.flush)
 
 
+Highwaters = Callable[[], dict[tuple[str, int], int | None]]
+
+
 class IngestStage:
-    def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics) -> None:
-        self.settings, self.publisher, self.metrics = settings, publisher, metrics
+    """Forwards valid events, then progress markers, to the internal events topic.
+
+    ``highwaters()``: the inbound partitions this worker reads, each with the offset after the last
+    record the broker reported in a fetch (None until fetched).
+    """
+
+    def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics, highwaters: Highwaters) -> None:
+        self.settings, self.publisher, self.metrics, self.highwaters = settings, publisher, metrics, highwaters
         self.ingest = Ingest(settings, Hasher(settings.pii_secret(), settings.default_country_code))
         self.events_topic = settings.topic(EVENTS_TOPIC)
         self.stats: Counter[str] = Counter()
+        self.next_offset: dict[tuple[str, int], int] = {}  # partition -> offset after the last record forwarded
+        self.position: int | None = None  # the latest event time forwarded
+        self.reader = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.busy = False
+        self.last_batch = time.monotonic()
+        # Quiet this long, the stream has handed over everything the consumer fetched.
+        self.quiet_after_s = 2 * settings.batch_within_s + settings.fetch_max_wait_ms / 1000
 
     async def batch(self, records: list[RawRecord]) -> None:
         started, stats = time.perf_counter(), self.stats
-        for rec in records:
-            decoded = self.ingest.decode(rec)
-            if isinstance(decoded, DeadLetter):
-                stats[f"dlq:{decoded.error_type}"] += 1
-                self.publisher.send_emits([Emit("dlq.v1", decoded.key, decoded)])
-            else:
-                self.publisher.send(self.events_topic, None,
-                                    event_bytes(decoded, (rec.topic, rec.partition), rec.offset))
-        await _flush(self.publisher)
+        self.busy = True
+        try:
+            for rec in records:
+                decoded = self.ingest.decode(rec)
+                if isinstance(decoded, DeadLetter):
+                    stats[f"dlq:{decoded.error_type}"] += 1
+                    self.publisher.send_emits([Emit("dlq.v1", decoded.key, decoded)])
+                else:
+                    self.publisher.send(self.events_topic, None,
+                                        event_bytes(decoded, (rec.topic, rec.partition), rec.offset))
+                    if self.position is None or decoded.ts > self.position:
+                        self.position = decoded.ts
+                self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
+            self._progress(quiet=False)
+            await _flush(self.publisher)
+        finally:
+            self.busy, self.last_batch = False, time.monotonic()
         stats["records"] += len(records)
         self.metrics.count("ingest", stats)
         self.metrics.batch("ingest", len(records), time.perf_counter() - started)
+
+    async def tick(self) -> None:
+        """While the stream is quiet, keep saying which partitions are read to their end."""
+        if not self.busy and time.monotonic() - self.last_batch >= self.quiet_after_s and self._progress(quiet=True):
+            await _flush(self.publisher)
+
+    def revoked(self, sources: list[tuple[str, int]]) -> None:
+        for s in sources:
+            self.next_offset.pop(s, None)
+
+    def _progress(self, quiet: bool) -> bool:
+        """Send a marker for the partitions read to their end: everything up to the fetch high watermark is
+        forwarded (or, with the stream quiet, none of it was left to forward)."""
+        caught = [s for s, high in self.highwaters().items()
+                  if high is not None and self.next_offset.get(s, high if quiet else -1) >= high]
+        if caught:
+            marker = Progress(caught, int(time.time() * 1000), self.position, self.reader)
+            self.publisher.send(self.events_topic, None, progress_bytes(marker))
+        return bool(caught)
 
 
 class EngineStage:
@@ -85,7 +134,7 @@ class EngineStage:
     def _restore(self) -> Engine:
         started = time.monotonic()
         entries = self.store.read_all()
-        engine = build_engine(self.settings, per_partition=True)
+        engine = build_engine(self.settings)
         engine.restore(entries)
         sources = partitions_of(self.settings, list(INBOUND))
         engine.assign(sources)
@@ -105,21 +154,25 @@ class EngineStage:
             self.engine = None
 
     async def batch(self, values: list[bytes]) -> None:
-        self.last_input = now = time.monotonic()
+        now = time.monotonic()
 
         def step(engine: Engine) -> list[Emit]:
-            out: list[Emit] = []
             for data in values:
-                ev, source, offset = event_from_bytes(data)
-                self._heard[source] = now
-                engine.apply(ev, source, out, offset)
-            out.extend(engine.end_batch())
-            return out
+                item = internal_from_bytes(data)
+                if isinstance(item, Progress):
+                    self._heard.update(dict.fromkeys(item.sources, now))
+                    engine.caught_up(item.sources, item.wall_ms, item.position_ms, item.reader)
+                else:
+                    ev, source, offset = item
+                    self._heard[source] = self.last_input = now
+                    engine.apply(ev, source, offset)
+            return engine.end_batch()
 
         await self._run(step, len(values))
 
     async def tick(self) -> None:
-        """Report silent partitions (and, after longer silence, the wall clock) to the engine."""
+        """Report silent partitions (neither events nor progress markers: their reader is gone) and, after
+        longer silence of all input, the wall clock to the engine."""
         if self.engine is None:
             return
         now = time.monotonic()
@@ -148,7 +201,7 @@ class EngineStage:
             self.metrics.batch("engine", n, time.perf_counter() - started)
 
 
-def build_app(settings: Settings, ingest: IngestStage, engine: EngineStage) -> faust.App:
+def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, metrics: Metrics) -> faust.App:
     scheme = faust_transport.register(settings.fetch_max_wait_ms)
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap}", broker_consumer=f"{scheme}://{settings.bootstrap}",
@@ -159,6 +212,16 @@ def build_app(settings: Settings, ingest: IngestStage, engine: EngineStage) -> f
     )
     prefix = settings.topic_prefix
     events_topic = settings.topic(EVENTS_TOPIC)
+
+    def inbound(tps) -> dict:  # noqa: ANN001 - Faust's TP set; (contract topic, partition) -> TP
+        return {(tp.topic.removeprefix(prefix), tp.partition): tp for tp in tps
+                if tp.topic.startswith(prefix) and tp.topic.removeprefix(prefix) in INBOUND}
+
+    def highwaters() -> dict[tuple[str, int], int | None]:
+        consumer = app.consumer
+        return {source: consumer.highwater(tp) for source, tp in inbound(consumer.assignment()).items()}
+
+    ingest = IngestStage(settings, publisher, metrics, highwaters)
 
     @app.agent(app.topic(*(settings.topic(t) for t in INBOUND)))
     async def ingest_agent(stream):  # noqa: ANN001 - Faust's stream type
@@ -175,8 +238,13 @@ def build_app(settings: Settings, ingest: IngestStage, engine: EngineStage) -> f
     async def idle_watermark() -> None:
         await engine.tick()
 
+    @app.timer(settings.progress_interval_s)
+    async def ingest_progress() -> None:
+        await ingest.tick()
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **_) -> None:  # noqa: ANN001
+        ingest.revoked(list(inbound(revoked)))
         if any(tp.topic == events_topic for tp in revoked):
             await engine.drop()
 
@@ -188,8 +256,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     metrics.serve(settings.metrics_port, settings.metrics_host)
     publisher = Publisher(settings.bootstrap, settings.topic_prefix)
     store = StateStore(settings.bootstrap, settings.topic(STATE_TOPIC))
-    app = build_app(settings, IngestStage(settings, publisher, metrics),
-                    EngineStage(settings, Publisher(settings.bootstrap, settings.topic_prefix), store, metrics))
+    app = build_app(settings, publisher,
+                    EngineStage(settings, Publisher(settings.bootstrap, settings.topic_prefix), store, metrics), metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
              settings.metrics_port)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

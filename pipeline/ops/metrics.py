@@ -19,7 +19,9 @@ class Metrics:
         self.events = PCounter("rapport_events", "Valid, new inbound events", ["topic"], registry=r)
         self.dlq = PCounter("rapport_dlq_records", "Records sent to dlq.v1", ["error_type"], registry=r)
         self.duplicates = PCounter("rapport_duplicate_events", "Events ignored as duplicates", registry=r)
-        self.late = PCounter("rapport_late_events", "Events behind the watermark when read", registry=r)
+        self.late = PCounter("rapport_late_events", "Events behind the watermark when applied", registry=r)
+        self.out_of_order = PCounter("rapport_out_of_order_events", "Events read behind the event-time order already "
+                                     "applied (applied on arrival)", registry=r)
         self.triggers = PCounter("rapport_triggers", "Triggers emitted", ["type"], registry=r)
         self.suppressed = PCounter("rapport_triggers_suppressed", "Triggers held back", ["type", "reason"], registry=r)
         self.merges = PCounter("rapport_identity_merges", "Customer profiles merged", registry=r)
@@ -36,6 +38,8 @@ class Metrics:
         self.watermark = Gauge("rapport_watermark_seconds", "Event-time watermark (unix seconds)", registry=r)
         self.watermark_delay = Gauge("rapport_watermark_delay_seconds", "Wall clock minus watermark", registry=r)
         self.timers = Gauge("rapport_pending_cart_timers", "Cart timers waiting for the watermark", registry=r)
+        self.held = Gauge("rapport_sequencer_held_events", "Events held until every partition has passed them",
+                          registry=r)
         self.snapshots = Gauge("rapport_pending_churn_snapshots", "Churn snapshots waiting for their label", registry=r)
         self.learned = Gauge("rapport_model_labels_learned", "Labels a model has learned", ["model"], registry=r)
         self.prequential = Gauge("rapport_model_prequential", "Rolling prequential figure of a model (last 1000 labels)",
@@ -74,6 +78,7 @@ class Metrics:
             self.watermark.set(wm / 1000)
             self.watermark_delay.set(time.time() - wm / 1000)
         self.timers.set(len(engine.cart_timers))
+        self.held.set(engine.sequencer.held)
         self.snapshots.set(engine.churn.pending)
         self.learned.labels("sentiment").set(sum(engine.sentiment.learned.values()))
         self.learned.labels("churn").set(engine.churn.learned)
@@ -83,7 +88,8 @@ class Metrics:
 
     def _count(self, key: str, delta: int) -> None:
         head, _, rest = key.partition(":")
-        simple = {"records": self.records, "duplicates": self.duplicates, "late": self.late, "merges": self.merges,
+        simple = {"records": self.records, "duplicates": self.duplicates, "late": self.late,
+                  "out_of_order": self.out_of_order, "merges": self.merges,
                   "identifiers_dropped": self.dropped, "churn_labels": self.labels}
         if head in simple:
             simple[head].inc(delta)

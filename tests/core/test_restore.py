@@ -31,16 +31,23 @@ def triggers(out):
     return sorted((e.value.trigger_id, e.value.customer_id) for e in out if e.topic in TRIGGER_TOPICS.values())
 
 
+def merges(out):
+    return [e.value for e in out if e.topic == "identity.merges.v1"]
+
+
 def test_a_restored_engine_continues_as_if_never_stopped():
     records = list(read_records(iter(r.line() for r in generate(seed=4, customers=80, days=12))))
     cut = len(records) // 2
     whole = make_engine()
-    expected = run(whole, records)
+    expected = run(whole, records) + whole.close_input()
 
     log: dict = {}
     first = run(make_engine(), records[:cut], log)
-    second = run(restored(log), records[cut:], log)
+    assert any(k.startswith("q/") and v is not None for k, v in log.items())  # events still held at the stop
+    again = restored(log)
+    second = run(again, records[cut:], log) + again.close_input()
     assert triggers(first + second) == triggers(expected)
+    assert merges(first + second) == merges(expected)
     assert len(log) > 100
 
 

@@ -8,6 +8,7 @@ from pipeline.drivers.generate import generate
 from pipeline.drivers.kafka_io import Publisher, read_range
 from pipeline.drivers.replay import read_records
 from tests.drivers.live import COMPARED, LiveWorker
+from tests.helpers import run
 
 pytestmark = pytest.mark.broker
 
@@ -31,7 +32,7 @@ def send(w, records):
 def test_replay_from_kafka_gives_the_file_replay_triggers_in_a_file_or_a_namespace(ns, tmp_path):
     lines = [r.line() for r in generate(seed=51, customers=40, days=6)]
     engine = build_engine(ns.settings)
-    expected = {e.value.trigger_id for e in engine.process_batch(read_records(iter(lines)))
+    expected = {e.value.trigger_id for e in run(engine, *read_records(iter(lines)))
                 if e.topic in COMPARED}
     send(ns, read_records(iter(lines)))
 
@@ -51,7 +52,7 @@ def test_replay_from_kafka_gives_the_file_replay_triggers_in_a_file_or_a_namespa
 def test_dead_letters_can_be_exported_repaired_and_redriven(ns, tmp_path):
     broken = {"event_id": "e-fix", "occurred_at": "2026-11-22T10:00:00", "type": "page_view",
               "identifiers": {"email": "kim@example.com"}}
-    dead = build_engine(ns.settings).process_batch(read_records(iter([
+    dead = run(build_engine(ns.settings), *read_records(iter([
         orjson.dumps({"topic": "clickstream.v1", "key": "k", "value": broken})])))
     pub = Publisher(ns.settings.bootstrap, ns.ns)
     pub.send_emits(dead)
@@ -67,9 +68,9 @@ def test_dead_letters_can_be_exported_repaired_and_redriven(ns, tmp_path):
 
     main(["dlq", "redrive", str(exported)])
     [m] = list(read_range(ns.settings.bootstrap, [ns.ns + "clickstream.v1"], idle_s=2))
-    repaired = build_engine(ns.settings).process_batch(read_records(iter([
+    repaired = run(build_engine(ns.settings), *read_records(iter([
         orjson.dumps({"topic": "clickstream.v1", "key": None, "value": orjson.loads(m.value())})])))
     assert [e.topic for e in repaired] == ["profiles.v1"]
-    original = build_engine(ns.settings).process_batch(read_records(iter([orjson.dumps(
+    original = run(build_engine(ns.settings), *read_records(iter([orjson.dumps(
         {"topic": "clickstream.v1", "key": None, "value": {**broken, "occurred_at": "2026-11-22T10:00:00+09:00"}})])))
     assert repaired[0].key == original[0].key  # the same customer as if it had never been broken

@@ -8,7 +8,7 @@ from pipeline.drivers.generate import generate
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.drivers.replay import read_records
 from tests.drivers.live import COMPARED, LiveWorker
-from tests.helpers import add, click, review
+from tests.helpers import add, click, review, run
 
 pytestmark = pytest.mark.broker
 
@@ -55,7 +55,7 @@ def test_live_processing_and_replay_give_the_same_triggers(live, tmp_path):
         "event_id": "tick", "occurred_at": "2027-06-01T00:00:00+09:00", "identifiers": {"anonymous_id": "tick"},
         "type": "page_view"}}) + b"\n")
     engine = build_engine(live.settings)
-    expected = {e.value.trigger_id for e in engine.process_batch(read_records(iter(lines)))
+    expected = {e.value.trigger_id for e in run(engine, *read_records(iter(lines)))
                 if e.topic in COMPARED}
     assert len(expected) > 10
 
@@ -67,7 +67,7 @@ def test_live_processing_and_replay_give_the_same_triggers(live, tmp_path):
 
 def replay_outputs(settings, lines):
     engine = build_engine(settings)
-    return engine.process_batch(read_records(iter(lines)))
+    return run(engine, *read_records(iter(lines)))
 
 
 def alive_customers(records: list[dict]) -> dict[str, dict]:

@@ -1,0 +1,172 @@
+"""One event-time order for every deployment: events from several sources, released canonically.
+
+A source is one input partition, and each one is read in the order it was written. The sequencer
+holds events until no source can still deliver an earlier one. Then it releases them in
+(event time, event id) order. The core applies events in that order, so its outputs (merges, customer
+ids, triggers, model updates) do not depend on how partitions are spread over workers or
+interleaved in transit. That holds for every event that is not *out of order*.
+
+A source holds the release back at the latest event time it delivered. A source the driver
+``expect``s holds it back completely until it delivers. A driver can report a source *caught up*:
+its reader had delivered everything written to it at wall time ``w``. Each reader also reports its
+*position*: the latest event time it had read by then. Anything written to the source later comes
+after every event some reader had read by ``w``. So the source promises no event at or before the
+highest position any reader reported at or before ``w`` (its *floor*). That holds for producers
+that write in event-time order. When traffic is live (event time within ``live_ms`` of the wall
+clock), the floor is at least ``w - grace``, so a quiet source never holds live traffic back for
+long. A source reported idle holds nothing back until it delivers again.
+
+An event that arrives behind the last released one is *out of order*. It is released with the next
+batch, in arrival order relative to what was already released.
+
+>>> from pipeline.core.records import Event
+>>> from schemas.inbound import ClickEvent
+>>> def ev(ts, eid):
+...     return Event("clickstream.v1", ts, (), ClickEvent.model_construct(event_id=eid))
+>>> s = Sequencer(grace_ms=100, live_ms=60_000)
+>>> s.expect("a"); s.expect("b")
+>>> s.push(ev(20, "x"), "a"); s.push(ev(10, "y"), "a"); s.release()   # b has not spoken: hold everything
+[]
+>>> s.push(ev(15, "z"), "b"); [h[0].event_id for h in s.release()]     # both passed 10; 15 may still come from a
+['y']
+>>> s.caught_up(["b"], wall_ms=10**12, position_ms=25, reader="r1"); [h[0].event_id for h in s.release()]
+['z']
+>>> s.behind(ev(12, "late")), s.held
+(True, 1)
+>>> s.idle(["a", "b"]); [h[0].event_id for h in s.release()]
+['x']
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Hashable, Iterable
+
+from pipeline.core.records import Event
+
+Source = Hashable
+#: An event held for release, with the source and offset it was read at.
+Held = tuple[Event, Source, "int | None"]
+
+_NEVER = -(2**63)
+
+
+class Sequencer:
+    def __init__(self, grace_ms: int, live_ms: int) -> None:
+        self.grace_ms, self.live_ms = grace_ms, live_ms
+        self.max_seen: int | None = None  # the latest event time pushed from any source
+        self._latest: dict[Source, int | None] = {}  # None: expected, not heard yet
+        self._floor: dict[Source, int] = {}  # caught-up promise: no event before this time
+        self._idle: set[Source] = set()
+        self._reports: dict[str, deque[tuple[int, int]]] = {}  # reader -> recent (wall time, position)
+        self.last: tuple[int, str] | None = None  # (ts, event id) of the last event released
+        self._init_buffer()
+
+    def _init_buffer(self) -> None:
+        self._heap: list[tuple[int, str, int, Held]] = []
+        self._order = itertools.count()
+        self._added: dict[str, Held] = {}  # held since the last ``take_changes``
+        self._removed: set[str] = set()  # released since then (and held before it)
+
+    @property
+    def held(self) -> int:
+        return len(self._heap)
+
+    def expect(self, source: Source) -> None:
+        """The driver now reads ``source``: hold everything until it delivers, is caught up or goes idle."""
+        self._latest.setdefault(source, None)
+        self._idle.discard(source)
+
+    def behind(self, ev: Event) -> bool:
+        """True when ``ev`` sorts before the last released event (it will be applied out of order)."""
+        return self.last is not None and (ev.ts, ev.event_id) < self.last
+
+    def push(self, ev: Event, source: Source, offset: int | None = None) -> None:
+        self._idle.discard(source)
+        latest = self._latest.get(source)
+        if latest is None or ev.ts > latest:
+            self._latest[source] = ev.ts
+        if self.max_seen is None or ev.ts > self.max_seen:
+            self.max_seen = ev.ts
+        held = (ev, source, offset)
+        heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), held))
+        self._added[ev.event_id] = held
+
+    def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
+                  reader: str | None = None) -> None:
+        """``reader`` had delivered everything written to ``sources`` at wall time ``wall_ms``, having read up
+        to event time ``position_ms``. Without a reader, the input is at rest: everything pushed stands."""
+        if reader is None:
+            position = self.max_seen
+        else:
+            if position_ms is not None:
+                self._reports.setdefault(reader, deque(maxlen=64)).append((wall_ms, position_ms))
+            position = max((p for r in self._reports.values() for w, p in reversed(r) if w <= wall_ms), default=None)
+        floor = _NEVER if position is None else position + 1
+        if self.max_seen is not None and self.max_seen >= wall_ms - self.live_ms:
+            floor = max(floor, wall_ms - self.grace_ms)
+        for source in sources:
+            self._latest.setdefault(source, None)
+            self._idle.discard(source)
+            if floor != _NEVER:
+                self._floor[source] = max(self._floor.get(source, _NEVER), floor)
+
+    def idle(self, sources: Iterable[Source]) -> None:
+        """These sources went silent (or the input ended): stop waiting for them until they deliver again."""
+        self._idle.update(s for s in sources if s in self._latest)
+
+    @property
+    def sources(self) -> list[Source]:
+        return list(self._latest)
+
+    def frontier(self) -> int | None:
+        """Every event still to come is at or after this time (None: unknown, hold everything)."""
+        low: int | None = None
+        for source, latest in self._latest.items():
+            if source in self._idle:
+                continue
+            bound = max(_NEVER if latest is None else latest, self._floor.get(source, _NEVER))
+            if bound == _NEVER:
+                return None
+            low = bound if low is None else min(low, bound)
+        return 2**63 - 1 if low is None else low
+
+    def release(self) -> list[Held]:
+        """Held events that sort before the frontier, in (event time, event id) order."""
+        frontier = self.frontier()
+        out: list[Held] = []
+        heap = self._heap
+        while heap and frontier is not None and heap[0][0] < frontier:
+            ts, event_id, _, held = heapq.heappop(heap)
+            if self._added.pop(event_id, None) is None:
+                self._removed.add(event_id)
+            if self.last is None or (ts, event_id) > self.last:
+                self.last = (ts, event_id)
+            out.append(held)
+        return out
+
+    # ---- persistence: the source state pickles; held events are changelog entries of their own ---
+
+    def take_changes(self) -> dict[str, Held | None]:
+        """``q/<event id>`` -> held event, or None once released; only what changed since the last call."""
+        out: dict[str, Held | None] = {f"q/{k}": v for k, v in self._added.items()}
+        out.update((f"q/{k}", None) for k in self._removed)
+        self._added.clear()
+        self._removed.clear()
+        return out
+
+    def restore_held(self, held: Iterable[Held]) -> None:
+        for h in held:
+            heapq.heappush(self._heap, (h[0].ts, h[0].event_id, next(self._order), h))
+
+    def __getstate__(self) -> dict:
+        return {"grace_ms": self.grace_ms, "live_ms": self.live_ms, "max_seen": self.max_seen, "latest": self._latest,
+                "floor": self._floor, "idle": self._idle, "reports": self._reports, "last": self.last}
+
+    def __setstate__(self, state: dict) -> None:
+        self.grace_ms, self.live_ms, self.max_seen, self.last = (state["grace_ms"], state["live_ms"], state["max_seen"],
+                                                                 state["last"])
+        self._latest, self._floor, self._idle = state["latest"], state["floor"], state["idle"]
+        self._reports = state["reports"]
+        self._init_buffer()
