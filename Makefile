@@ -33,6 +33,7 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/rapport bench
+	$(BIN)/rapport bench --live
 
 schemas: $(STAMP)
 	$(BIN)/rapport schemas

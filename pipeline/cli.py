@@ -158,7 +158,12 @@ def _dlq(args: argparse.Namespace, s: Settings) -> None:
 def _bench(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers import bench
 
-    bench.main(args.customers, args.runs)
+    if args.live:
+        from pipeline.drivers import bench_live
+
+        bench_live.main(args.rate, args.seconds)
+    else:
+        bench.main(args.customers, args.runs)
 
 
 def _eval(args: argparse.Namespace, s: Settings) -> None:
@@ -228,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="throughput of the core against a baseline measured in the same run")
     be.add_argument("--customers", type=int, default=1500)
     be.add_argument("--runs", type=int, default=3, help="best of this many runs")
+    be.add_argument("--live", action="store_true", help="latency of merges and triggers through a live worker instead")
+    be.add_argument("--rate", type=float, default=300.0, help="--live: events/s offered")
+    be.add_argument("--seconds", type=float, default=30.0, help="--live: how long traffic is measured")
     be.set_defaults(func=_bench)
 
     ev = sub.add_parser("eval", help="prequential model figures next to their baselines")

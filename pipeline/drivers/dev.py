@@ -20,12 +20,12 @@ from pipeline.ops.topics import ensure_topics
 DEMO_ENV = {"RAPPORT_CART_ABANDON_WINDOW_S": "20", "RAPPORT_ALLOWED_LATENESS_S": "5", "RAPPORT_IDLE_ADVANCE_S": "3"}
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=open(log, "ab"),
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
+def stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -56,8 +56,8 @@ def run_dev(settings: Settings, rate: float, seed: int) -> None:
         settings.pii_secret()  # create the development key once, before the children race for it
         created = ensure_topics(settings)
         print(f"topics ready ({len(created)} created)")
-        procs.append(_spawn(["worker"], env, logs / "worker.log"))
-        procs.append(_spawn(["generate", "--to-kafka", "--rate", str(rate), "--seed", str(seed)], env,
+        procs.append(spawn(["worker"], env, logs / "worker.log"))
+        procs.append(spawn(["generate", "--to-kafka", "--rate", str(rate), "--seed", str(seed)], env,
                             logs / "generate.log"))
         print(f"worker and generator started ({rate:g} events/s); logs in {logs}/")
         print(f"metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics   "
@@ -67,7 +67,7 @@ def run_dev(settings: Settings, rate: float, seed: int) -> None:
         pass
     finally:
         print("\nstopping ...")
-        _stop(procs)
+        stop(procs)
         if broker:
             broker.stop()
         print("stopped")

@@ -1,0 +1,131 @@
+"""``rapport bench --live``: how long merges and triggers take to reach their topics, live.
+
+A worker runs on an embedded broker of its own. Generated journeys, restamped to the wall clock, are
+sent at a fixed rate. For every merge record and every negative_emotion trigger, the figure is its
+arrival on the outbound topic minus the moment its cause event was sent. The baseline, measured in
+the same run, is one record's round trip through the broker: sent to a topic and read back by the
+same consumer.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.drivers import generate as g
+from pipeline.drivers.dev import spawn, stop
+from pipeline.drivers.kafka_io import Publisher
+from pipeline.ops.broker import EmbeddedBroker, free_port
+from pipeline.ops.settings import Settings
+from pipeline.ops.topics import ensure_topics
+
+PING = "bench.ping"
+WATCHED = {"identity.merges.v1": "merge", "triggers.negative_emotion.v1": "negative_emotion", PING: "broker round trip"}
+
+
+class Arrivals(threading.Thread):
+    """Reads the watched topics; notes when each record's cause event id arrived."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                  "fetch.wait.max.ms": 10, "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+        self.consumer.subscribe(list(WATCHED))
+        self.seen: list[tuple[str, str, float]] = []  # (kind, cause event id, arrival)
+        self.assigned = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for msg in self.consumer.consume(500, 0.05):
+                now = time.time()
+                if msg.error() or msg.value() is None:
+                    continue
+                self.assigned.set()
+                doc = orjson.loads(msg.value())
+                causes = doc.get("cause_event_ids") or [doc.get("event_id")]
+                self.seen.extend((WATCHED[msg.topic()], c, now) for c in causes if c)
+            if self.consumer.assignment():
+                self.assigned.set()
+        self.consumer.close()
+
+
+def _percentiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return (values[0],) * 3 if values else (float("nan"),) * 3
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return statistics.median(values), q[98], max(values)
+
+
+def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]]:
+    """Rows of (measure, figure, ratio to the broker round trip)."""
+    logs = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
+    broker = EmbeddedBroker(free_port(), logs / "broker.log").start()
+    settings = Settings(kafka_bootstrap=broker.bootstrap, pii_key="bench", partitions=4, state_dir=logs)
+    env = {**os.environ, "RAPPORT_KAFKA_BOOTSTRAP": broker.bootstrap, "RAPPORT_PII_KEY": "bench",
+           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_METRICS_PORT": str(free_port()),
+           "RAPPORT_WEB_PORT": str(free_port()), "RAPPORT_BATCH_WITHIN_S": "0.05"}
+    procs = []
+    try:
+        ensure_topics(settings)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(PING, 1, 1)])[PING].result()
+        procs.append(spawn(["worker", "--loglevel", "warn"], env, logs / "worker.log"))
+        arrivals = Arrivals(broker.bootstrap)
+        arrivals.start()
+        arrivals.assigned.wait(30)
+        pub = Publisher(broker.bootstrap)
+        sent: dict[str, float] = {}
+        warmup = 5.0  # the worker joins its group and restores: traffic before that is not measured
+        started = time.monotonic()
+        for n, rec in enumerate(g.pace(g.live_stream(seed), rate, int(rate * (seconds + warmup)))):
+            value = rec.value.encode() if isinstance(rec.value, str) else orjson.dumps(rec.value)
+            pub.send(rec.topic, None if rec.key is None else rec.key.encode(), value)
+            if time.monotonic() - started >= warmup and isinstance(rec.value, dict):
+                sent[rec.value.get("event_id", "")] = time.time()
+                if n % 20 == 0:
+                    ping = uuid.uuid4().hex
+                    pub.send(PING, None, orjson.dumps({"event_id": ping}))
+                    sent[ping] = time.time()
+            if n % 100 == 0:
+                pub.flush()
+        pub.flush()
+        time.sleep(3)  # stragglers
+        arrivals.done.set()
+        arrivals.join(5)
+    finally:
+        stop(procs)
+        broker.stop()
+    latencies: dict[str, list[float]] = {kind: [] for kind in WATCHED.values()}
+    first: set[tuple[str, str]] = set()
+    for kind, cause, at in arrivals.seen:
+        if cause in sent and (kind, cause) not in first:
+            first.add((kind, cause))
+            latencies[kind].append(1000 * (at - sent[cause]))
+    base = _percentiles(latencies["broker round trip"])
+    rows = []
+    for kind in WATCHED.values():
+        p50, p99, top = _percentiles(latencies[kind])
+        rows.append((f"{kind} (n={len(latencies[kind])})", f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {top:,.0f} ms",
+                     f"{p50 / base[0]:.1f}x" if base[0] == base[0] and base[0] > 0 else "-"))
+    rows.append(("offered load", f"{rate:g} events/s for {seconds:g} s", ""))
+    return rows
+
+
+def main(rate: float, seconds: float) -> None:
+    rows = run(rate, seconds)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'live, one worker, embedded broker':<{width}}  {'figure':>44}  {'p50 vs round trip':>18}")
+    for name, figure, ratio in rows:
+        print(f"{name:<{width}}  {figure:>44}  {ratio:>18}")
+    sys.stdout.flush()
