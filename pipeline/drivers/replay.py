@@ -6,6 +6,7 @@ form, in order. The same input gives the same output (``--fixed-clock`` also pin
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from pipeline.ops.topics import partitions_of
 from schemas.inbound import INBOUND
 
 INPUT_ERROR_TOPIC = "replay.input"
+_TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
 
 
 def read_records(lines: Iterator[bytes]) -> Iterator[RawRecord]:
@@ -87,8 +89,23 @@ def file_sink(out: BinaryIO, prefix: str = "") -> Callable[[list[Emit]], None]:
     return write
 
 
+def inbound_topics_in(path: Path) -> set[str]:
+    """The inbound topics a replay file has lines for (one quick pass)."""
+    found: set[bytes] = set()
+    with open(path, "rb") as f:
+        for line in f:
+            m = _TOPIC.search(line)
+            if m:
+                found.add(m.group(1))
+    return {t.decode(errors="replace") for t in found} & set(INBOUND)
+
+
 def replay_file(engine: Engine, input_path: Path, output_path: Path, batch_size: int = 1000, show_progress: bool = True) -> int:
+    """A regular file is scanned for its topics first, so that each holds the event-time order back until
+    it delivers (as a live worker's assigned partitions do); a pipe is taken topic by topic as it comes."""
     size = input_path.stat().st_size if input_path.is_file() else None
+    if size is not None:
+        engine.assign((topic, 0) for topic in sorted(inbound_topics_in(input_path)))
     bar = Progress(size, show_progress)
     with open(input_path, "rb") as src, open(output_path, "wb") as dst:
         n = run(engine, read_records(iter(src)), file_sink(dst), batch_size, lambda n: bar.update(n, src.tell()))

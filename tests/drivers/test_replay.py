@@ -38,3 +38,18 @@ def test_missing_input_file_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no such input file"):
         _cli("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl"),
              monkeypatch=monkeypatch, tmp_path=tmp_path)
+
+
+def test_a_file_written_topic_by_topic_replays_like_one_in_event_time_order(tmp_path, monkeypatch):
+    records = generate(seed=12, customers=60, days=6)
+    by_topic = sorted(records, key=lambda r: r.topic)  # stable: each topic keeps its event-time order
+    outputs = []
+    for name, recs in (("sorted", records), ("blocks", by_topic)):
+        src = tmp_path / f"{name}.in.jsonl"
+        src.write_bytes(b"".join(r.line() for r in recs))
+        _cli("replay", str(src), "--out", str(tmp_path / f"{name}.jsonl"), "--fixed-clock", "2026-11-22T00:00:00Z",
+             "--quiet", monkeypatch=monkeypatch, tmp_path=tmp_path)
+        lines = [orjson.loads(line) for line in (tmp_path / f"{name}.jsonl").read_bytes().splitlines()]
+        outputs.append([r for r in lines if r["topic"] not in ("profiles.v1", "dlq.v1")])
+    assert outputs[0] == outputs[1]
+    assert any(r["topic"] == "identity.merges.v1" for r in outputs[0])
