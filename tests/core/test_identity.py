@@ -1,6 +1,7 @@
 """Identity rules, and a property test against a reference union-find that applies the same rules."""
 from collections import Counter
 
+import orjson
 from hypothesis import given, settings, strategies as st
 
 from pipeline.core.identity import IdentityGraph
@@ -83,3 +84,52 @@ def test_canonical_follows_chains_of_merges_and_compresses_them():
     assert [g.canonical(c) for c in ids] == [ids[0]] * 4
     assert [g.canonical(c) for c in ids] == [ids[0]] * 4  # idempotent after compression
     assert all(g.alias[c] == ids[0] for c in ids[1:])
+
+
+# ---- the engine: merges do not depend on how links are partitioned, interleaved or batched -------
+
+VALUES = {"user_id": "u{}", "email": "p{}@mail.kr", "phone": "010-1234-000{}", "loyalty_id": "L{}",
+          "device_id": "d{}", "anonymous_id": "c{}"}
+id_dicts = st.dictionaries(st.sampled_from(IDENTIFIER_KINDS), st.integers(1, 4), min_size=1, max_size=3).map(
+    lambda d: {k: VALUES[k].format(v) for k, v in d.items()})
+
+
+def _merges(out):
+    return [(e.value.merge_id, e.value.surviving_customer_id, e.value.absorbed_customer_id, e.value.occurred_at)
+            for e in out if e.topic == "identity.merges.v1"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(links=st.lists(st.tuples(id_dicts, st.integers(0, 15), st.integers(0, 3)), min_size=1, max_size=25),
+       data=st.data())
+def test_merges_and_customer_ids_are_the_same_however_links_are_partitioned(links, data):
+    from pipeline.core.records import RawRecord
+    from tests.helpers import event, make_engine
+
+    def record(n, ids, minute, partition, offset):
+        value = event(minute, ids, event_id=f"e{n:03d}", type="page_view")
+        return RawRecord("clickstream.v1", partition, offset, None, orjson.dumps(value))
+
+    in_time = sorted(range(len(links)), key=lambda n: links[n][1])
+    reference = make_engine()
+    expected = reference.process_batch([record(n, links[n][0], links[n][1], 0, i) for i, n in enumerate(in_time)])
+    expected += reference.close_input()
+
+    parts: dict[int, list] = {}
+    for n in in_time:  # each partition in event-time order, as producers write it
+        ids, minute, p = links[n]
+        parts.setdefault(p, []).append(record(n, ids, minute, p, len(parts.get(p, []))))
+    engine = make_engine()
+    engine.assign(("clickstream.v1", p) for p in parts)
+    out = []
+    while any(parts.values()):
+        p = data.draw(st.sampled_from(sorted(k for k, v in parts.items() if v)))
+        take = data.draw(st.integers(1, 4))
+        for rec in parts[p][:take]:
+            engine.process(rec)
+        parts[p] = parts[p][take:]
+        if data.draw(st.booleans()):
+            out += engine.end_batch()
+    out += engine.close_input()
+    assert _merges(out) == _merges(expected)
+    assert engine.identity.owner == reference.identity.owner
