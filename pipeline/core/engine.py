@@ -2,9 +2,10 @@
 
 Per record: decode or dead-letter; drop re-deliveries and duplicates; hand the event to the sequencer,
 which releases events in one event-time order whatever the partitioning (``pipeline.core.sequencer``).
-Per released event: advance the watermark and fire what it passed (cart timers, churn labels); stitch
-identity (merges fold state); apply the event to the customer; score texts; evaluate triggers.
-``end_batch`` releases, applies and returns everything, with the profiles that changed. Outputs depend
+Per released event, as soon as it is released: advance the watermark and fire what it passed (cart
+timers, churn labels); stitch identity (merges fold state); apply the event to the customer; score
+texts; evaluate triggers. ``end_batch`` returns everything the batch caused, with the profiles that
+changed. Outputs depend
 only on the events and their order per source, never on the wall clock (``now`` only stamps
 ``emitted_at``), except for events that arrive out of order.
 """
@@ -82,8 +83,8 @@ class Engine:
         self.apply(decoded, (rec.topic, rec.partition))
 
     def apply(self, ev: Event, source: Source, offset: int | None = None) -> None:
-        """Take one decoded event read from ``source`` at ``offset``; an offset at or below the last one read
-        from that source is a re-delivery and is skipped."""
+        """Take one decoded event read from ``source`` at ``offset``, and apply whatever the sequencer now
+        releases. An offset at or below the last one read from that source is a re-delivery and is skipped."""
         if offset is not None:
             if offset <= self.applied.get(source, -1):
                 self.stats["redelivered"] += 1
@@ -96,10 +97,11 @@ class Engine:
         if self.sequencer.behind(ev):
             self.stats["out_of_order"] += 1
         self.sequencer.push(ev, source, offset)
+        self._release(self._out)
 
     def end_batch(self) -> list[Emit]:
-        """Apply what the sequencer releases; everything the batch caused, with the latest profile of every
-        customer it changed."""
+        """Everything the batch caused (after applying what progress reports released), with the latest
+        profile of every customer it changed."""
         out = self._out
         self._release(out)
         self._changed.update(self._dirty)

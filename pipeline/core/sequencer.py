@@ -16,8 +16,8 @@ that write in event-time order. When traffic is live (event time within ``live_m
 clock), the floor is at least ``w - grace``, so a quiet source never holds live traffic back for
 long. A source reported idle holds nothing back until it delivers again.
 
-An event that arrives behind the last released one is *out of order*. It is released with the next
-batch, in arrival order relative to what was already released.
+An event that arrives behind the last released one is *out of order*. It is released at once: after
+what was already released, so in arrival order.
 
 >>> from pipeline.core.records import Event
 >>> from schemas.inbound import ClickEvent

@@ -98,9 +98,11 @@ def run(customers: int = 1500, runs: int = 3) -> list[tuple[str, str, str]]:
     return rows
 
 
+def print_table(rows: list[tuple[str, str, str]], header: tuple[str, str, str]) -> None:
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(3)]
+    for name, figure, ratio in [header, *rows]:
+        print(f"{name:<{widths[0]}}  {figure:>{widths[1]}}  {ratio:>{widths[2]}}", flush=True)
+
+
 def main(customers: int, runs: int) -> None:
-    rows = run(customers, runs)
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'figure':>30}  {'vs baseline':>12}")
-    for name, figure, ratio in rows:
-        print(f"{name:<{width}}  {figure:>30}  {ratio:>12}")
+    print_table(run(customers, runs), ("measure", "figure", "vs baseline"))

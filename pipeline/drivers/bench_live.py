@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.drivers import generate as g
+from pipeline.drivers.bench import print_table
 from pipeline.drivers.dev import spawn, stop
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.ops.broker import EmbeddedBroker, free_port
@@ -138,9 +138,4 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
 
 
 def main(rate: float, seconds: float) -> None:
-    rows = run(rate, seconds)
-    width = max(len(r[0]) for r in rows)
-    print(f"{'live, one worker, embedded broker':<{width}}  {'figure':>44}  {'p50 vs round trip':>18}")
-    for name, figure, ratio in rows:
-        print(f"{name:<{width}}  {figure:>44}  {ratio:>18}")
-    sys.stdout.flush()
+    print_table(run(rate, seconds), ("live, one worker, embedded broker", "figure", "p50 vs round trip"))
