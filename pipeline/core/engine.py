@@ -48,7 +48,8 @@ class Engine:
         self.identity = IdentityGraph(rules)
         self.customers: dict[str, CustomerState] = {}
         self.seen = Dedup(rules.dedup_capacity)
-        self.sequencer = Sequencer(int(rules.order_grace_s * 1000), int(rules.order_live_within_s * 1000))
+        self.sequencer = Sequencer(int(rules.order_grace_s * 1000), int(rules.allowed_lateness_s * 1000),
+                                   int(rules.order_live_within_s * 1000))
         self.watermark = Watermark(int(rules.allowed_lateness_s * 1000))
         self.cart_timers = Timers()
         self.churn_timers = Timers()  # re-score quiet customers every churn_snapshot_every_days of event time

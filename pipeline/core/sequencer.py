@@ -6,15 +6,22 @@ holds events until no source can still deliver an earlier one. Then it releases 
 ids, triggers, model updates) do not depend on how partitions are spread over workers or
 interleaved in transit. That holds for every event that is not *out of order*.
 
-A source holds the release back at the latest event time it delivered. A source the driver
-``expect``s holds it back completely until it delivers. A driver can report a source *caught up*:
-its reader had delivered everything written to it at wall time ``w``. Each reader also reports its
-*position*: the latest event time it had read by then. Anything written to the source later comes
-after every event some reader had read by ``w``. So the source promises no event at or before the
-highest position any reader reported at or before ``w`` (its *floor*). That holds for producers
-that write in event-time order. When traffic is live (event time within ``live_ms`` of the wall
-clock), the floor is at least ``w - grace``, so a quiet source never holds live traffic back for
-long. A source reported idle holds nothing back until it delivers again.
+Producers write roughly in event-time order: within a source, an event may follow later ones by up
+to a *slack*. A source holds the release back at the latest event time it delivered, minus the
+slack. A source the driver ``expect``s holds it back completely until it delivers.
+
+A driver can report a source *caught up*: its reader had delivered everything written to it before
+wall time ``w``. Each reader also reports its *position*: the latest event time it had read by then.
+Anything written to the source later comes after every event some reader had read by ``w``, give or
+take the slack. So the source promises nothing earlier than the highest position any reader
+reported for ``w`` or before, minus the slack (its *floor*). A source reported idle holds nothing
+back until it delivers again.
+
+The slack depends on the traffic. *Backfills* and replays, whose event time is behind the wall
+clock, get ``slack_ms`` (the allowed lateness): waiting for data that is already there costs no
+latency. *Live* traffic has event time within ``live_ms`` of the wall clock when a marker arrives.
+It gets ``grace_ms``, and its floor is at least ``w - grace``, so nothing waits much longer than
+the grace.
 
 An event that arrives behind the last released one is *out of order*. It is released at once: after
 what was already released, so in arrival order.
@@ -23,18 +30,18 @@ what was already released, so in arrival order.
 >>> from schemas.inbound import ClickEvent
 >>> def ev(ts, eid):
 ...     return Event("clickstream.v1", ts, (), ClickEvent.model_construct(event_id=eid))
->>> s = Sequencer(grace_ms=100, live_ms=60_000)
+>>> s = Sequencer(grace_ms=100, slack_ms=5, live_ms=60_000)
 >>> s.expect("a"); s.expect("b")
 >>> s.push(ev(20, "x"), "a"); s.push(ev(10, "y"), "a"); s.release()   # b has not spoken: hold everything
 []
->>> s.push(ev(15, "z"), "b"); [h[0].event_id for h in s.release()]     # both passed 10; 15 may still come from a
+>>> s.push(ev(21, "z"), "b"); [h[0].event_id for h in s.release()]     # both passed 10 + slack
 ['y']
->>> s.caught_up(["b"], wall_ms=10**12, position_ms=25, reader="r1"); [h[0].event_id for h in s.release()]
-['z']
->>> s.behind(ev(12, "late")), s.held
-(True, 1)
->>> s.idle(["a", "b"]); [h[0].event_id for h in s.release()]
-['x']
+>>> s.caught_up(["b"], wall_ms=10**12, position_ms=40, reader="r1"); s.release()   # a still holds at 20 - 5
+[]
+>>> s.caught_up(["a"], wall_ms=10**12, position_ms=40, reader="r1"); [h[0].event_id for h in s.release()]
+['x', 'z']
+>>> s.behind(ev(12, "late")), s.held                                    # 12 sorts before z: out of order
+(True, 0)
 """
 from __future__ import annotations
 
@@ -53,8 +60,9 @@ _NEVER = -(2**63)
 
 
 class Sequencer:
-    def __init__(self, grace_ms: int, live_ms: int) -> None:
-        self.grace_ms, self.live_ms = grace_ms, live_ms
+    def __init__(self, grace_ms: int, slack_ms: int, live_ms: int) -> None:
+        self.grace_ms, self.slack_ms, self.live_ms = grace_ms, slack_ms, live_ms
+        self.live = False  # the traffic's event time was near the wall clock at the last marker
         self.max_seen: int | None = None  # the latest event time pushed from any source
         self._latest: dict[Source, int | None] = {}  # None: expected, not heard yet
         self._floor: dict[Source, int] = {}  # caught-up promise: no event before this time
@@ -95,20 +103,21 @@ class Sequencer:
 
     def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
                   reader: str | None = None) -> None:
-        """``reader`` had delivered everything written to ``sources`` at wall time ``wall_ms``, having read up
-        to event time ``position_ms``. Without a reader, the input is at rest: everything pushed stands."""
+        """``reader`` had delivered everything written to ``sources`` before wall time ``wall_ms``, having read
+        up to event time ``position_ms`` by then. Without a reader, the input is at rest: what was pushed
+        stands. An idle source stays idle until it delivers."""
+        self.live = self.max_seen is not None and self.max_seen >= wall_ms - self.live_ms
         if reader is None:
             position = self.max_seen
         else:
             if position_ms is not None:
                 self._reports.setdefault(reader, deque(maxlen=64)).append((wall_ms, position_ms))
             position = max((p for r in self._reports.values() for w, p in reversed(r) if w <= wall_ms), default=None)
-        floor = _NEVER if position is None else position + 1
-        if self.max_seen is not None and self.max_seen >= wall_ms - self.live_ms:
+        floor = _NEVER if position is None else position + 1 - self.slack
+        if self.live:
             floor = max(floor, wall_ms - self.grace_ms)
         for source in sources:
             self._latest.setdefault(source, None)
-            self._idle.discard(source)
             if floor != _NEVER:
                 self._floor[source] = max(self._floor.get(source, _NEVER), floor)
 
@@ -120,13 +129,18 @@ class Sequencer:
     def sources(self) -> list[Source]:
         return list(self._latest)
 
+    @property
+    def slack(self) -> int:
+        return self.grace_ms if self.live else self.slack_ms
+
     def frontier(self) -> int | None:
         """Every event still to come is at or after this time (None: unknown, hold everything)."""
         low: int | None = None
+        slack = self.slack
         for source, latest in self._latest.items():
             if source in self._idle:
                 continue
-            bound = max(_NEVER if latest is None else latest, self._floor.get(source, _NEVER))
+            bound = max(_NEVER if latest is None else latest - slack, self._floor.get(source, _NEVER))
             if bound == _NEVER:
                 return None
             low = bound if low is None else min(low, bound)
@@ -161,12 +175,14 @@ class Sequencer:
             heapq.heappush(self._heap, (h[0].ts, h[0].event_id, next(self._order), h))
 
     def __getstate__(self) -> dict:
-        return {"grace_ms": self.grace_ms, "live_ms": self.live_ms, "max_seen": self.max_seen, "latest": self._latest,
-                "floor": self._floor, "idle": self._idle, "reports": self._reports, "last": self.last}
+        return {"grace_ms": self.grace_ms, "slack_ms": self.slack_ms, "live_ms": self.live_ms, "live": self.live,
+                "max_seen": self.max_seen, "latest": self._latest, "floor": self._floor, "idle": self._idle,
+                "reports": self._reports, "last": self.last}
 
     def __setstate__(self, state: dict) -> None:
-        self.grace_ms, self.live_ms, self.max_seen, self.last = (state["grace_ms"], state["live_ms"], state["max_seen"],
-                                                                 state["last"])
+        self.grace_ms, self.slack_ms, self.live_ms, self.live = (state["grace_ms"], state["slack_ms"], state["live_ms"],
+                                                                 state["live"])
+        self.max_seen, self.last = state["max_seen"], state["last"]
         self._latest, self._floor, self._idle = state["latest"], state["floor"], state["idle"]
         self._reports = state["reports"]
         self._init_buffer()

@@ -39,8 +39,9 @@ def jsonl_line(topic: str, emit: Emit) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """On the internal events topic: these inbound partitions had been read to their end at ``wall_ms`` by
-    the ingest ``reader``, which had forwarded events up to event time ``position_ms`` (None: none yet)."""
+    """On the internal events topic: the ingest ``reader`` has forwarded everything written to these inbound
+    partitions before wall time ``wall_ms``, and by then had forwarded events up to event time
+    ``position_ms`` (None: none yet)."""
 
     sources: list[tuple[str, int]]
     wall_ms: int

@@ -47,6 +47,21 @@ class Publisher:
             raise PublishError(f"{left} records unacknowledged after {timeout}s; errors: {errors[:5]}")
 
 
+class CommittedOffsets:
+    """A consumer group's committed offsets (OffsetFetch), read without joining the group."""
+
+    def __init__(self, bootstrap: str, group: str) -> None:
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+
+    def read(self, partitions: list[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """Next offset to read per partition; a partition without a commit starts at 0."""
+        got = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in got}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, until_ms: int | None = None,
                offsets: dict[tuple[str, int], int] | None = None, idle_s: float = 5.0,
                on_end: Callable[[str, int], None] | None = None) -> Iterator[Message]:

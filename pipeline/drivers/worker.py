@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 import socket
 import time
 import uuid
@@ -32,7 +33,7 @@ from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, RawRecord
 from pipeline.drivers import faust_transport
 from pipeline.drivers.codec import Progress, build_engine, event_bytes, internal_from_bytes, progress_bytes
-from pipeline.drivers.kafka_io import Publisher
+from pipeline.drivers.kafka_io import CommittedOffsets, Publisher
 from pipeline.ops.metrics import Metrics
 from pipeline.ops.settings import Settings
 from pipeline.ops.statestore import StateStore
@@ -66,10 +67,12 @@ class IngestStage:
         self.stats: Counter[str] = Counter()
         self.next_offset: dict[tuple[str, int], int] = {}  # partition -> offset after the last record forwarded
         self.position: int | None = None  # the latest event time forwarded
+        self.history: deque[tuple[int, int]] = deque(maxlen=256)  # (wall ms, position) after recent batches
+        # A fetch's high watermark may be this old: a marker speaks for what was written before now - this.
+        self.staleness_ms = 2 * settings.fetch_max_wait_ms + 100
         self.reader = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.busy = False
         self.last_batch = time.monotonic()
-        # Quiet this long, the stream has handed over everything the consumer fetched.
         self.quiet_after_s = 2 * settings.batch_within_s + settings.fetch_max_wait_ms / 1000
 
     async def batch(self, records: list[RawRecord]) -> None:
@@ -87,7 +90,9 @@ class IngestStage:
                     if self.position is None or decoded.ts > self.position:
                         self.position = decoded.ts
                 self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
-            self._progress(quiet=False)
+            if self.position is not None:
+                self.history.append((int(time.time() * 1000), self.position))
+            self._progress()
             await _flush(self.publisher)
         finally:
             self.busy, self.last_batch = False, time.monotonic()
@@ -97,21 +102,28 @@ class IngestStage:
 
     async def tick(self) -> None:
         """While the stream is quiet, keep saying which partitions are read to their end."""
-        if not self.busy and time.monotonic() - self.last_batch >= self.quiet_after_s and self._progress(quiet=True):
+        if not self.busy and time.monotonic() - self.last_batch >= self.quiet_after_s and self._progress():
             await _flush(self.publisher)
+
+    def assigned(self, committed: dict[tuple[str, int], int]) -> None:
+        """Newly assigned partitions start where the group committed (what was forwarded before)."""
+        for s, offset in committed.items():
+            self.next_offset.setdefault(s, offset)
 
     def revoked(self, sources: list[tuple[str, int]]) -> None:
         for s in sources:
             self.next_offset.pop(s, None)
 
-    def _progress(self, quiet: bool) -> bool:
-        """Send a marker for the partitions read to their end: everything up to the fetch high watermark is
-        forwarded (or, with the stream quiet, none of it was left to forward)."""
+    def _progress(self) -> bool:
+        """Send a marker for the partitions read to their end (everything below the fetch high watermark is
+        forwarded). The high watermark may be a fetch old, so the marker speaks for what was written before
+        ``now - staleness``, with the position this ingest had reached by then."""
         caught = [s for s, high in self.highwaters().items()
-                  if high is not None and self.next_offset.get(s, high if quiet else -1) >= high]
+                  if high is not None and self.next_offset.get(s, -1) >= high]
         if caught:
-            marker = Progress(caught, int(time.time() * 1000), self.position, self.reader)
-            self.publisher.send(self.events_topic, None, progress_bytes(marker))
+            as_of = int(time.time() * 1000) - self.staleness_ms
+            position = next((p for at, p in reversed(self.history) if at <= as_of), None)
+            self.publisher.send(self.events_topic, None, progress_bytes(Progress(caught, as_of, position, self.reader)))
         return bool(caught)
 
 
@@ -159,8 +171,7 @@ class EngineStage:
         def step(engine: Engine) -> list[Emit]:
             for data in values:
                 item = internal_from_bytes(data)
-                if isinstance(item, Progress):
-                    self._heard.update(dict.fromkeys(item.sources, now))
+                if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
                     engine.caught_up(item.sources, item.wall_ms, item.position_ms, item.reader)
                 else:
                     ev, source, offset = item
@@ -241,6 +252,16 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, met
     @app.timer(settings.progress_interval_s)
     async def ingest_progress() -> None:
         await ingest.tick()
+
+    committed = CommittedOffsets(settings.bootstrap, settings.app_id)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **_) -> None:  # noqa: ANN001
+        sources = inbound(assigned)
+        if sources:
+            names = [(tp.topic, tp.partition) for tp in sources.values()]
+            offsets = await asyncio.get_running_loop().run_in_executor(None, committed.read, names)
+            ingest.assigned({(t.removeprefix(prefix), p): o for (t, p), o in offsets.items()})
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **_) -> None:  # noqa: ANN001

@@ -89,9 +89,10 @@ def merge_record(m: dict) -> tuple:
             m["occurred_at"][:23], m["event_id"])
 
 
-@pytest.mark.parametrize("partitions, workers", [(1, 1), (4, 2)])
-def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path, partitions, workers):
-    """The same merge records, customer ids, identifiers per customer and triggers as a replay of the input."""
+@pytest.mark.parametrize("partitions, workers, backlog", [(1, 1, False), (4, 2, False), (4, 2, True)])
+def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path, partitions, workers, backlog):
+    """The same merge records, customer ids, identifiers per customer and triggers as a replay of the input,
+    whether the input streams in while the workers run or waits for them as a backlog (they join one by one)."""
     w = LiveWorker(broker.bootstrap, tmp_path, partitions=partitions)
     try:
         lines = with_close([r.line() for r in generate(seed=31, customers=80, days=12)])
@@ -102,9 +103,12 @@ def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path,
                     for e in out if e.topic == "profiles.v1"]
         customers = alive_customers(profiles)
         assert len(merges) > 5
+        if backlog:
+            produce(w, read_records(iter(lines)))
         for _ in range(workers):
             w.start()
-        produce(w, read_records(iter(lines)))
+        if not backlog:
+            produce(w, read_records(iter(lines)))
         got = w.collect(COMPARED, until=lambda g: {r["trigger_id"] for r in g} >= triggers)
         assert {r["trigger_id"] for r in got} == triggers
         got = w.collect(["identity.merges.v1"], until=lambda g: len(g) >= len(merges), timeout=30)
