@@ -121,10 +121,11 @@ class Engine:
             self.sequencer.expect(source)
 
     def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
-                  reader: str | None = None) -> None:
-        """``reader`` had read everything written to ``sources`` at wall time ``wall_ms``, and events up to
-        ``position_ms`` (without a reader: the input is at rest). Takes effect at ``end_batch``."""
-        self.sequencer.caught_up(sources, wall_ms, position_ms, reader)
+                  reader: str | None = None, as_of_ms: int | None = None) -> None:
+        """``reader`` (at wall time ``wall_ms``) had read everything written to ``sources`` before ``as_of_ms``,
+        and events up to ``position_ms`` by then (without a reader: the input is at rest). Takes effect at
+        ``end_batch``."""
+        self.sequencer.caught_up(sources, wall_ms, position_ms, reader, as_of_ms)
 
     def sources_idle(self, sources: Iterable[Source], wall_ms: int | None = None) -> list[Emit]:
         """These partitions sent nothing for a while (or the input ended). With ``wall_ms``, all input is

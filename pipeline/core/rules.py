@@ -17,7 +17,7 @@ class Rules(BaseModel):
 
     # Time
     allowed_lateness_s: float = Field(300.0, ge=0, description="Watermark = latest event time minus this.")
-    order_grace_s: float = Field(0.5, ge=0, description=(
+    order_grace_s: float = Field(0.3, ge=0, description=(
         "Live traffic: an event may reach a caught-up partition this long after its event time and still be "
         "applied in event-time order (the latency the canonical order costs)."))
     order_live_within_s: float = Field(60.0, ge=0, description=(

@@ -11,17 +11,18 @@ to a *slack*. A source holds the release back at the latest event time it delive
 slack. A source the driver ``expect``s holds it back completely until it delivers.
 
 A driver can report a source *caught up*: its reader had delivered everything written to it before
-wall time ``w``. Each reader also reports its *position*: the latest event time it had read by then.
-Anything written to the source later comes after every event some reader had read by ``w``, give or
-take the slack. So the source promises nothing earlier than the highest position any reader
-reported for ``w`` or before, minus the slack (its *floor*). A source reported idle holds nothing
-back until it delivers again.
+wall time ``a`` (*as of*; a little before the marker's wall time ``w``, since what the reader knows
+of the source's end may be that old). Each reader also reports its *position* as of ``a``: the
+latest event time it had read by then. Anything written to the source later comes after every
+event some reader had read by ``a``, give or take the slack. So the source promises nothing earlier
+than the highest position any reader reported as of ``a`` or before, minus the slack (its
+*floor*). A source reported idle holds nothing back until it delivers again.
 
 The slack depends on the traffic. *Backfills* and replays, whose event time is behind the wall
 clock, get ``slack_ms`` (the allowed lateness): waiting for data that is already there costs no
 latency. *Live* traffic has event time within ``live_ms`` of the wall clock when a marker arrives.
 It gets ``grace_ms``, and its floor is at least ``w - grace``, so nothing waits much longer than
-the grace.
+the grace. (The grace must cover how old the reader's knowledge of the source's end can be.)
 
 An event that arrives behind the last released one is *out of order*. It is released at once: after
 what was already released, so in arrival order.
@@ -102,17 +103,18 @@ class Sequencer:
         self._added[ev.event_id] = held
 
     def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
-                  reader: str | None = None) -> None:
-        """``reader`` had delivered everything written to ``sources`` before wall time ``wall_ms``, having read
-        up to event time ``position_ms`` by then. Without a reader, the input is at rest: what was pushed
-        stands. An idle source stays idle until it delivers."""
+                  reader: str | None = None, as_of_ms: int | None = None) -> None:
+        """``reader`` (at wall time ``wall_ms``) had delivered everything written to ``sources`` before
+        ``as_of_ms`` (default: ``wall_ms``), having read up to event time ``position_ms`` by then. Without a
+        reader, the input is at rest: what was pushed stands. An idle source stays idle until it delivers."""
         self.live = self.max_seen is not None and self.max_seen >= wall_ms - self.live_ms
+        as_of = wall_ms if as_of_ms is None else as_of_ms
         if reader is None:
             position = self.max_seen
         else:
             if position_ms is not None:
-                self._reports.setdefault(reader, deque(maxlen=64)).append((wall_ms, position_ms))
-            position = max((p for r in self._reports.values() for w, p in reversed(r) if w <= wall_ms), default=None)
+                self._reports.setdefault(reader, deque(maxlen=64)).append((as_of, position_ms))
+            position = max((p for r in self._reports.values() for a, p in reversed(r) if a <= as_of), default=None)
         floor = _NEVER if position is None else position + 1 - self.slack
         if self.live:
             floor = max(floor, wall_ms - self.grace_ms)

@@ -39,12 +39,13 @@ def jsonl_line(topic: str, emit: Emit) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """On the internal events topic: the ingest ``reader`` has forwarded everything written to these inbound
-    partitions before wall time ``wall_ms``, and by then had forwarded events up to event time
-    ``position_ms`` (None: none yet)."""
+    """On the internal events topic: the ingest ``reader``, at wall time ``wall_ms``, has forwarded everything
+    written to these inbound partitions before ``as_of_ms``, and by then had forwarded events up to event
+    time ``position_ms`` (None: none yet)."""
 
     sources: list[tuple[str, int]]
     wall_ms: int
+    as_of_ms: int
     position_ms: int | None
     reader: str
 
@@ -56,14 +57,15 @@ def event_bytes(ev: Event, source: tuple[str, int], offset: int) -> bytes:
 
 
 def progress_bytes(p: Progress) -> bytes:
-    return orjson.dumps({"caught_up": p.sources, "wall": p.wall_ms, "pos": p.position_ms, "by": p.reader})
+    return orjson.dumps({"caught_up": p.sources, "wall": p.wall_ms, "as_of": p.as_of_ms, "pos": p.position_ms,
+                         "by": p.reader})
 
 
 def internal_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int] | Progress:
     """A record of the internal events topic: an event with where it was read, or a progress marker."""
     d = orjson.loads(data)
     if "caught_up" in d:
-        return Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["pos"], d["by"])
+        return Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["as_of"], d["pos"], d["by"])
     topic, partition = d["s"]
     body = INBOUND[topic].model_validate(d["b"])
     return Event(topic, d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), body), (topic, partition), d["o"]

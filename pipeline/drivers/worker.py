@@ -121,9 +121,11 @@ class IngestStage:
         caught = [s for s, high in self.highwaters().items()
                   if high is not None and self.next_offset.get(s, -1) >= high]
         if caught:
-            as_of = int(time.time() * 1000) - self.staleness_ms
+            now = int(time.time() * 1000)
+            as_of = now - self.staleness_ms
             position = next((p for at, p in reversed(self.history) if at <= as_of), None)
-            self.publisher.send(self.events_topic, None, progress_bytes(Progress(caught, as_of, position, self.reader)))
+            marker = Progress(caught, now, as_of, position, self.reader)
+            self.publisher.send(self.events_topic, None, progress_bytes(marker))
         return bool(caught)
 
 
@@ -172,7 +174,7 @@ class EngineStage:
             for data in values:
                 item = internal_from_bytes(data)
                 if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
-                    engine.caught_up(item.sources, item.wall_ms, item.position_ms, item.reader)
+                    engine.caught_up(item.sources, item.wall_ms, item.position_ms, item.reader, item.as_of_ms)
                 else:
                     ev, source, offset = item
                     self._heard[source] = self.last_input = now
