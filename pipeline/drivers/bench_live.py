@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -72,6 +73,12 @@ class Arrivals(threading.Thread):
         self.consumer.close()
 
 
+def _counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith(names))
+    return {n: float(values.get(n, "nan")) for n in names}
+
+
 def _percentiles(values: list[float]) -> tuple[float, float, float]:
     if len(values) < 2:
         return (values[0],) * 3 if values else (float("nan"),) * 3
@@ -84,8 +91,9 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
     logs = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
     broker = EmbeddedBroker(free_port(), logs / "broker.log").start()
     settings = Settings(kafka_bootstrap=broker.bootstrap, pii_key="bench", partitions=4, state_dir=logs)
+    metrics_port = free_port()
     env = {**os.environ, "RAPPORT_KAFKA_BOOTSTRAP": broker.bootstrap, "RAPPORT_PII_KEY": "bench",
-           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_METRICS_PORT": str(free_port()),
+           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_METRICS_PORT": str(metrics_port),
            "RAPPORT_WEB_PORT": str(free_port()), "RAPPORT_BATCH_WITHIN_S": "0.05"}
     procs = []
     try:
@@ -115,6 +123,8 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
         time.sleep(3)  # stragglers
         arrivals.done.set()
         arrivals.join(5)
+        counters = _counters(metrics_port, ("rapport_records_total", "rapport_out_of_order_events_total",
+                                            "rapport_identity_merges_total"))
     finally:
         stop(procs)
         broker.stop()
@@ -134,6 +144,8 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
         rows.append((f"{kind} (n={len(latencies[kind])})", f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {top:,.0f} ms",
                      f"{p50 / base[0]:.1f}x" if base[0] == base[0] and base[0] > 0 else "-"))
     rows.append(("offered load", f"{rate:g} events/s for {seconds:g} s", ""))
+    rows.append(("worker counted", ", ".join(f"{k.removeprefix('rapport_').removesuffix('_total')} {v:,.0f}"
+                                             for k, v in counters.items()), ""))
     return rows
 
 

@@ -33,8 +33,8 @@ class Settings(BaseSettings, Rules):
     batch_size: int = Field(1000, ge=1)
     batch_within_s: float = Field(0.2, gt=0)
     idle_partition_s: float = Field(10.0, gt=0, description=(
-        "Live: a partition with neither events nor progress markers this long (its reader is gone) stops holding "
-        "the event-time order back. Keep it above a rebalance."))
+        "Live: a partition without events this long stops holding the event-time order back until it delivers "
+        "again (the end of a backfill; a reader that is gone). Keep it above a rebalance."))
     progress_interval_s: float = Field(0.5, gt=0, description="Live: how often a quiet ingest says its partitions are read to their end.")
     idle_advance_s: float = Field(5.0, ge=0, description="Live: with all input silent this long, the wall clock moves the watermark (0 = never).")
     model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
