@@ -120,17 +120,21 @@ class Engine:
         for source in sources:
             self.sequencer.expect(source)
 
-    def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
-                  reader: str | None = None, as_of_ms: int | None = None) -> None:
+    def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
+                  position_ms: int | None) -> None:
         """``reader`` (at wall time ``wall_ms``) had read everything written to ``sources`` before ``as_of_ms``,
-        and events up to ``position_ms`` by then (without a reader: the input is at rest). Takes effect at
-        ``end_batch``."""
-        self.sequencer.caught_up(sources, wall_ms, position_ms, reader, as_of_ms)
+        and events up to ``position_ms`` by then. Takes effect at the next event or ``end_batch``."""
+        self.sequencer.caught_up(sources, reader, wall_ms, as_of_ms, position_ms)
+
+    def idle(self, sources: Iterable[Source]) -> None:
+        """These partitions have nothing more for now (or for good: the end of a range). Takes effect at the
+        next event or ``end_batch``."""
+        self.sequencer.idle(sources)
 
     def sources_idle(self, sources: Iterable[Source], wall_ms: int | None = None) -> list[Emit]:
         """These partitions sent nothing for a while (or the input ended). With ``wall_ms``, all input is
         silent and nothing is held: the wall clock moves event time on."""
-        self.sequencer.idle(sources)
+        self.idle(sources)
         self._release(self._out)
         if wall_ms is not None and not self.sequencer.held:
             self.watermark.advance_wall(wall_ms)

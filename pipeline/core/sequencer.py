@@ -20,9 +20,9 @@ than the highest position any reader reported as of ``a`` or before, minus the s
 
 The slack depends on the traffic. *Backfills* and replays, whose event time is behind the wall
 clock, get ``slack_ms`` (the allowed lateness): waiting for data that is already there costs no
-latency. *Live* traffic has event time within ``live_ms`` of the wall clock when a marker arrives.
-It gets ``grace_ms``, and its floor is at least ``w - grace``, so nothing waits much longer than
-the grace. (The grace must cover how old the reader's knowledge of the source's end can be.)
+latency. *Live* traffic is traffic whose readers report positions within ``live_ms`` of the wall
+clock. It gets ``grace_ms``, and its floor is at least ``w - grace``, so nothing waits much longer
+than the grace. (The grace must cover how old the reader's knowledge of the source's end can be.)
 
 An event that arrives behind the last released one is *out of order*. It is released at once: after
 what was already released, so in arrival order.
@@ -37,9 +37,9 @@ what was already released, so in arrival order.
 []
 >>> s.push(ev(21, "z"), "b"); [h[0].event_id for h in s.release()]     # both passed 10 + slack
 ['y']
->>> s.caught_up(["b"], wall_ms=10**12, position_ms=40, reader="r1"); s.release()   # a still holds at 20 - 5
+>>> s.caught_up(["b"], "r1", wall_ms=10**12, as_of_ms=10**12, position_ms=40); s.release()   # a holds at 20 - 5
 []
->>> s.caught_up(["a"], wall_ms=10**12, position_ms=40, reader="r1"); [h[0].event_id for h in s.release()]
+>>> s.caught_up(["a"], "r1", wall_ms=10**12, as_of_ms=10**12, position_ms=40); [h[0].event_id for h in s.release()]
 ['x', 'z']
 >>> s.behind(ev(12, "late")), s.held                                    # 12 sorts before z: out of order
 (True, 0)
@@ -63,8 +63,7 @@ _NEVER = -(2**63)
 class Sequencer:
     def __init__(self, grace_ms: int, slack_ms: int, live_ms: int) -> None:
         self.grace_ms, self.slack_ms, self.live_ms = grace_ms, slack_ms, live_ms
-        self.live = False  # the traffic's event time was near the wall clock at the last marker
-        self.max_seen: int | None = None  # the latest event time pushed from any source
+        self.live = False  # the readers' positions were near the wall clock at the last marker
         self._latest: dict[Source, int | None] = {}  # None: expected, not heard yet
         self._floor: dict[Source, int] = {}  # caught-up promise: no event before this time
         self._idle: set[Source] = set()
@@ -96,32 +95,27 @@ class Sequencer:
         latest = self._latest.get(source)
         if latest is None or ev.ts > latest:
             self._latest[source] = ev.ts
-        if self.max_seen is None or ev.ts > self.max_seen:
-            self.max_seen = ev.ts
         held = (ev, source, offset)
         heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), held))
         self._added[ev.event_id] = held
 
-    def caught_up(self, sources: Iterable[Source], wall_ms: int, position_ms: int | None = None,
-                  reader: str | None = None, as_of_ms: int | None = None) -> None:
+    def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
+                  position_ms: int | None) -> None:
         """``reader`` (at wall time ``wall_ms``) had delivered everything written to ``sources`` before
-        ``as_of_ms`` (default: ``wall_ms``), having read up to event time ``position_ms`` by then. Without a
-        reader, the input is at rest: what was pushed stands. An idle source stays idle until it delivers."""
-        self.live = self.max_seen is not None and self.max_seen >= wall_ms - self.live_ms
-        as_of = wall_ms if as_of_ms is None else as_of_ms
-        if reader is None:
-            position = self.max_seen
-        else:
-            if position_ms is not None:
-                self._reports.setdefault(reader, deque(maxlen=64)).append((as_of, position_ms))
-            position = max((p for r in self._reports.values() for a, p in reversed(r) if a <= as_of), default=None)
-        floor = _NEVER if position is None else position + 1 - self.slack
+        ``as_of_ms``, having read up to event time ``position_ms`` by then (None: nothing yet). An idle source
+        stays idle until it delivers."""
+        if position_ms is not None:
+            self._reports.setdefault(reader, deque(maxlen=64)).append((as_of_ms, position_ms))
+        position = max((p for r in self._reports.values() for a, p in reversed(r) if a <= as_of_ms), default=None)
+        if position is None:
+            return  # no reader had read anything by then: nothing to promise
+        self.live = position >= as_of_ms - self.live_ms
+        floor = position + 1 - self.slack
         if self.live:
             floor = max(floor, wall_ms - self.grace_ms)
         for source in sources:
             self._latest.setdefault(source, None)
-            if floor != _NEVER:
-                self._floor[source] = max(self._floor.get(source, _NEVER), floor)
+            self._floor[source] = max(self._floor.get(source, _NEVER), floor)
 
     def idle(self, sources: Iterable[Source]) -> None:
         """These sources went silent (or the input ended): stop waiting for them until they deliver again."""
@@ -178,13 +172,13 @@ class Sequencer:
 
     def __getstate__(self) -> dict:
         return {"grace_ms": self.grace_ms, "slack_ms": self.slack_ms, "live_ms": self.live_ms, "live": self.live,
-                "max_seen": self.max_seen, "latest": self._latest, "floor": self._floor, "idle": self._idle,
-                "reports": self._reports, "last": self.last}
+                "latest": self._latest, "floor": self._floor, "idle": self._idle, "reports": self._reports,
+                "last": self.last}
 
     def __setstate__(self, state: dict) -> None:
         self.grace_ms, self.slack_ms, self.live_ms, self.live = (state["grace_ms"], state["slack_ms"], state["live_ms"],
                                                                  state["live"])
-        self.max_seen, self.last = state["max_seen"], state["last"]
+        self.last = state["last"]
         self._latest, self._floor, self._idle = state["latest"], state["floor"], state["idle"]
         self._reports = state["reports"]
         self._init_buffer()

@@ -65,19 +65,18 @@ class Progress:
 
 def run(engine: Engine, records: Iterable[RawRecord], sink: Callable[[list[Emit]], None], batch_size: int = 1000,
         progress: Callable[[int], None] | None = None) -> int:
-    """Feed ``records`` through ``engine`` in batches, handing each batch's outputs to ``sink``; at the end,
-    release everything still held. Returns records read."""
-    batch: list[RawRecord] = []
+    """Feed ``records`` through ``engine`` one by one (so that whatever else the iterator tells the engine
+    comes between the right records), handing the outputs of every ``batch_size`` records to ``sink``; at
+    the end, release everything still held. Returns records read."""
     n = 0
     for rec in records:
-        batch.append(rec)
+        engine.process(rec)
         n += 1
-        if len(batch) >= batch_size:
-            sink(engine.process_batch(batch))
-            batch.clear()
+        if n % batch_size == 0:
+            sink(engine.end_batch())
             if progress:
                 progress(n)
-    sink(engine.process_batch(batch))
+    sink(engine.end_batch())
     sink(engine.close_input())
     return n
 
@@ -129,8 +128,8 @@ def replay_kafka(engine: Engine, settings: Settings, sink: Callable[[list[Emit]]
     prefix = settings.topic_prefix
     engine.assign(partitions_of(settings, list(INBOUND)))
 
-    def read_to_end(topic: str, partition: int) -> None:  # as a worker's ingest reports it
-        engine.caught_up([(topic.removeprefix(prefix), partition)], int(time.time() * 1000))
+    def read_to_end(topic: str, partition: int) -> None:  # a range at rest: nothing more will come
+        engine.idle([(topic.removeprefix(prefix), partition)])
 
     bar = Progress(None, show_progress)
     records = (RawRecord(m.topic().removeprefix(prefix), m.partition(), m.offset(), m.key(), m.value())

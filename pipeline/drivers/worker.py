@@ -51,6 +51,8 @@ async def _flush(*publishers: Publisher) -> None:
 
 
 Highwaters = Callable[[], dict[tuple[str, int], int | None]]
+#: Event times further ahead of the wall clock (a client clock off by hours) do not move an ingest's position.
+FUTURE_MS = 3_600_000
 
 
 class IngestStage:
@@ -87,7 +89,7 @@ class IngestStage:
                 else:
                     self.publisher.send(self.events_topic, None,
                                         event_bytes(decoded, (rec.topic, rec.partition), rec.offset))
-                    if self.position is None or decoded.ts > self.position:
+                    if (self.position is None or decoded.ts > self.position) and decoded.ts <= time.time() * 1000 + FUTURE_MS:
                         self.position = decoded.ts
                 self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
             if self.position is not None:
@@ -174,7 +176,7 @@ class EngineStage:
             for data in values:
                 item = internal_from_bytes(data)
                 if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
-                    engine.caught_up(item.sources, item.wall_ms, item.position_ms, item.reader, item.as_of_ms)
+                    engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.position_ms)
                 else:
                     ev, source, offset = item
                     self._heard[source] = self.last_input = now

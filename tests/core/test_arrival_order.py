@@ -8,6 +8,7 @@ the final profiles.
 """
 import random
 import zlib
+from datetime import datetime
 
 import orjson
 import pytest
@@ -40,6 +41,13 @@ def canonical(emits) -> dict:
     return {"streams": streams, "profiles": profiles}
 
 
+def event_time(rec: RawRecord) -> int | None:
+    try:
+        return int(datetime.fromisoformat(orjson.loads(rec.value)["occurred_at"]).timestamp() * 1000)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def replayed(records) -> dict:
     engine = make_engine()
     return canonical(engine.process_batch(records) + engine.close_input())
@@ -57,15 +65,17 @@ def partitioned(records, rng: random.Random, markers: bool) -> dict:
     pos = dict.fromkeys(parts, 0)
     out = []
     wall = 1_900_000_000_000  # the markers' wall clock: long after the traffic
+    position = None  # the latest event time the (one) reader has delivered
     while any(pos[s] < len(parts[s]) for s in parts):
         for _ in range(rng.randint(1, 6)):  # one delivered batch: a few chunks of partitions
             source = rng.choice([s for s in parts if pos[s] < len(parts[s])] or list(parts))
             n = rng.randint(1, 300)
             for rec in parts[source][pos[source]:pos[source] + n]:
                 engine.process(rec)
+                position = max(filter(None, (position, event_time(rec))), default=None)
             pos[source] += n
             if markers and pos[source] >= len(parts[source]):  # read to its end: a caught-up marker
-                engine.caught_up([source], wall)
+                engine.caught_up([source], "reader", wall, wall, position)
         out += engine.end_batch()
     return canonical(out + engine.close_input())
 

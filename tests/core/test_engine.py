@@ -181,7 +181,6 @@ def test_a_purchase_after_the_window_read_before_the_timer_is_abandonment_then_r
 def test_a_lagging_partition_holds_the_event_time_order_back():
     from tests.helpers import make_engine
 
-    later = 1_900_000_000_000  # a wall clock long after the traffic
     for purchase, expected in (True, 0), (False, 1):
         engine = make_engine()
         engine.assign([("clickstream.v1", 0), ("pos.v1", 0)])
@@ -189,7 +188,7 @@ def test_a_lagging_partition_holds_the_event_time_order_back():
         assert out == [] and engine.sequencer.held == 2  # pos.v1 has said nothing yet: hold everything
         if purchase:  # the lagging till delivers a purchase made before the window closed
             out += engine.process_batch([pos(5, {"anonymous_id": "cookie-1"}, 10000)])
-        engine.caught_up([("pos.v1", 0)], later)  # ...and has nothing more
+        engine.idle([("pos.v1", 0)])  # ...and has nothing more
         out += engine.end_batch() + engine.close_input()
         assert len(of(out, "triggers.cart_abandoned.v1")) == expected
         assert engine.stats["out_of_order"] == 0
