@@ -121,10 +121,11 @@ class Engine:
             self.sequencer.expect(source)
 
     def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
-                  position_ms: int | None) -> None:
+                  positions: dict[str, int]) -> None:
         """``reader`` (at wall time ``wall_ms``) had read everything written to ``sources`` before ``as_of_ms``,
-        and events up to ``position_ms`` by then. Takes effect at the next event or ``end_batch``."""
-        self.sequencer.caught_up(sources, reader, wall_ms, as_of_ms, position_ms)
+        and each topic up to the event time in ``positions`` by then. Takes effect at the next event or
+        ``end_batch``."""
+        self.sequencer.caught_up(sources, reader, wall_ms, as_of_ms, positions)
 
     def idle(self, sources: Iterable[Source]) -> None:
         """These partitions have nothing more for now (or for good: the end of a range). Takes effect at the

@@ -1,6 +1,7 @@
 """One event-time order for every deployment: events from several sources, released canonically.
 
-A source is one input partition, and each one is read in the order it was written. The sequencer
+A source is one input partition, ``(topic, partition)``, and each one is read in the order it was
+written. The sequencer
 holds events until no source can still deliver an earlier one. Then it releases them in
 (event time, event id) order. The core applies events in that order, so its outputs (merges, customer
 ids, triggers, model updates) do not depend on how partitions are spread over workers or
@@ -12,11 +13,13 @@ slack. A source the driver ``expect``s holds it back completely until it deliver
 
 A driver can report a source *caught up*: its reader had delivered everything written to it before
 wall time ``a`` (*as of*; a little before the marker's wall time ``w``, since what the reader knows
-of the source's end may be that old). Each reader also reports its *position* as of ``a``: the
-latest event time it had read by then. Anything written to the source later comes after every
-event some reader had read by ``a``, give or take the slack. So the source promises nothing earlier
-than the highest position any reader reported as of ``a`` or before, minus the slack (its
-*floor*). A source reported idle holds nothing back until it delivers again.
+of the source's end may be that old). Each reader also reports its *positions* as of ``a``: the
+latest event time it had read of each topic by then. Each topic's producer writes in event-time
+order, give or take the slack, so anything written to the source later comes after every event of
+its topic that some reader had read by ``a``. The source therefore promises nothing earlier than
+the highest position of its topic reported as of ``a`` or before, minus the slack (its *floor*).
+Producers of different topics may run at different speeds (a backfill loaded topic by topic). A
+source reported idle holds nothing back until it delivers again.
 
 The slack depends on the traffic. *Backfills* and replays, whose event time is behind the wall
 clock, get ``slack_ms`` (the allowed lateness): waiting for data that is already there costs no
@@ -31,15 +34,17 @@ what was already released, so in arrival order.
 >>> from schemas.inbound import ClickEvent
 >>> def ev(ts, eid):
 ...     return Event("clickstream.v1", ts, (), ClickEvent.model_construct(event_id=eid))
+>>> a, b = ("clickstream.v1", 0), ("clickstream.v1", 1)
 >>> s = Sequencer(grace_ms=100, slack_ms=5, live_ms=60_000)
->>> s.expect("a"); s.expect("b")
->>> s.push(ev(20, "x"), "a"); s.push(ev(10, "y"), "a"); s.release()   # b has not spoken: hold everything
+>>> s.expect(a); s.expect(b)
+>>> s.push(ev(20, "x"), a); s.push(ev(10, "y"), a); s.release()   # b has not spoken: hold everything
 []
->>> s.push(ev(21, "z"), "b"); [h[0].event_id for h in s.release()]     # both passed 10 + slack
+>>> s.push(ev(21, "z"), b); [h[0].event_id for h in s.release()]  # both passed 10 + slack
 ['y']
->>> s.caught_up(["b"], "r1", wall_ms=10**12, as_of_ms=10**12, position_ms=40); s.release()   # a holds at 20 - 5
+>>> read = {"clickstream.v1": 40}  # a reader's position per topic
+>>> s.caught_up([b], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); s.release()  # a holds at 20 - 5
 []
->>> s.caught_up(["a"], "r1", wall_ms=10**12, as_of_ms=10**12, position_ms=40); [h[0].event_id for h in s.release()]
+>>> s.caught_up([a], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); [h[0].event_id for h in s.release()]
 ['x', 'z']
 >>> s.behind(ev(12, "late")), s.held                                    # 12 sorts before z: out of order
 (True, 0)
@@ -49,11 +54,11 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 from pipeline.core.records import Event
 
-Source = Hashable
+Source = tuple[str, int]
 #: An event held for release, with the source and offset it was read at.
 Held = tuple[Event, Source, "int | None"]
 
@@ -67,7 +72,7 @@ class Sequencer:
         self._latest: dict[Source, int | None] = {}  # None: expected, not heard yet
         self._floor: dict[Source, int] = {}  # caught-up promise: no event before this time
         self._idle: set[Source] = set()
-        self._reports: dict[str, deque[tuple[int, int]]] = {}  # reader -> recent (wall time, position)
+        self._reports: dict[str, deque[tuple[int, dict[str, int]]]] = {}  # reader -> recent (as of, positions)
         self.last: tuple[int, str] | None = None  # (ts, event id) of the last event released
         self._init_buffer()
 
@@ -100,22 +105,26 @@ class Sequencer:
         self._added[ev.event_id] = held
 
     def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
-                  position_ms: int | None) -> None:
+                  positions: dict[str, int]) -> None:
         """``reader`` (at wall time ``wall_ms``) had delivered everything written to ``sources`` before
-        ``as_of_ms``, having read up to event time ``position_ms`` by then (None: nothing yet). An idle source
+        ``as_of_ms``, having read each topic in ``positions`` up to that event time by then. An idle source
         stays idle until it delivers."""
-        if position_ms is not None:
-            self._reports.setdefault(reader, deque(maxlen=64)).append((as_of_ms, position_ms))
-        position = max((p for r in self._reports.values() for a, p in reversed(r) if a <= as_of_ms), default=None)
-        if position is None:
-            return  # no reader had read anything by then: nothing to promise
-        self.live = position >= as_of_ms - self.live_ms
-        floor = position + 1 - self.slack
-        if self.live:
-            floor = max(floor, wall_ms - self.grace_ms)
+        if positions:
+            self._reports.setdefault(reader, deque(maxlen=64)).append((as_of_ms, positions))
+        known: dict[str, int] = {}  # per topic, the highest position reported as of as_of_ms or before
+        for reports in self._reports.values():
+            reported = next((p for a, p in reversed(reports) if a <= as_of_ms), {})
+            for topic, ts in reported.items():
+                known[topic] = max(known.get(topic, ts), ts)
+        if known:
+            self.live = max(known.values()) >= as_of_ms - self.live_ms
         for source in sources:
             self._latest.setdefault(source, None)
-            self._floor[source] = max(self._floor.get(source, _NEVER), floor)
+            floor = known[source[0]] + 1 - self.slack if source[0] in known else _NEVER
+            if self.live:
+                floor = max(floor, wall_ms - self.grace_ms)
+            if floor != _NEVER:
+                self._floor[source] = max(self._floor.get(source, _NEVER), floor)
 
     def idle(self, sources: Iterable[Source]) -> None:
         """These sources went silent (or the input ended): stop waiting for them until they deliver again."""

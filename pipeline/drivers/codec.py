@@ -40,13 +40,13 @@ def jsonl_line(topic: str, emit: Emit) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """On the internal events topic: the ingest ``reader``, at wall time ``wall_ms``, has forwarded everything
-    written to these inbound partitions before ``as_of_ms``, and by then had forwarded events up to event
-    time ``position_ms`` (None: none yet)."""
+    written to these inbound partitions before ``as_of_ms``, and by then had forwarded each topic's events
+    up to the event time in ``positions``."""
 
     sources: list[tuple[str, int]]
     wall_ms: int
     as_of_ms: int
-    position_ms: int | None
+    positions: dict[str, int]
     reader: str
 
 
@@ -57,7 +57,7 @@ def event_bytes(ev: Event, source: tuple[str, int], offset: int) -> bytes:
 
 
 def progress_bytes(p: Progress) -> bytes:
-    return orjson.dumps({"caught_up": p.sources, "wall": p.wall_ms, "as_of": p.as_of_ms, "pos": p.position_ms,
+    return orjson.dumps({"caught_up": p.sources, "wall": p.wall_ms, "as_of": p.as_of_ms, "pos": p.positions,
                          "by": p.reader})
 
 

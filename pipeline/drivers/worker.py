@@ -68,8 +68,8 @@ class IngestStage:
         self.events_topic = settings.topic(EVENTS_TOPIC)
         self.stats: Counter[str] = Counter()
         self.next_offset: dict[tuple[str, int], int] = {}  # partition -> offset after the last record forwarded
-        self.position: int | None = None  # the latest event time forwarded
-        self.history: deque[tuple[int, int]] = deque(maxlen=256)  # (wall ms, position) after recent batches
+        self.positions: dict[str, int] = {}  # topic -> the latest event time forwarded
+        self.history: deque[tuple[int, dict[str, int]]] = deque(maxlen=256)  # (wall ms, positions) after batches
         # A fetch's high watermark may be this old: a marker speaks for what was written before now - this.
         self.staleness_ms = 2 * settings.fetch_max_wait_ms + 100
         self.reader = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -79,6 +79,7 @@ class IngestStage:
 
     async def batch(self, records: list[RawRecord]) -> None:
         started, stats = time.perf_counter(), self.stats
+        horizon = time.time() * 1000 + FUTURE_MS
         self.busy = True
         try:
             for rec in records:
@@ -89,11 +90,10 @@ class IngestStage:
                 else:
                     self.publisher.send(self.events_topic, None,
                                         event_bytes(decoded, (rec.topic, rec.partition), rec.offset))
-                    if (self.position is None or decoded.ts > self.position) and decoded.ts <= time.time() * 1000 + FUTURE_MS:
-                        self.position = decoded.ts
+                    if decoded.ts > self.positions.get(rec.topic, decoded.ts - 1) and decoded.ts <= horizon:
+                        self.positions[rec.topic] = decoded.ts
                 self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
-            if self.position is not None:
-                self.history.append((int(time.time() * 1000), self.position))
+            self.history.append((int(time.time() * 1000), dict(self.positions)))
             self._progress()
             await _flush(self.publisher)
         finally:
@@ -119,14 +119,14 @@ class IngestStage:
     def _progress(self) -> bool:
         """Send a marker for the partitions read to their end (everything below the fetch high watermark is
         forwarded). The high watermark may be a fetch old, so the marker speaks for what was written before
-        ``now - staleness``, with the position this ingest had reached by then."""
+        ``now - staleness``, with the positions this ingest had reached by then."""
         caught = [s for s, high in self.highwaters().items()
                   if high is not None and self.next_offset.get(s, -1) >= high]
         if caught:
             now = int(time.time() * 1000)
             as_of = now - self.staleness_ms
-            position = next((p for at, p in reversed(self.history) if at <= as_of), None)
-            marker = Progress(caught, now, as_of, position, self.reader)
+            positions = next((p for at, p in reversed(self.history) if at <= as_of), {})
+            marker = Progress(caught, now, as_of, positions, self.reader)
             self.publisher.send(self.events_topic, None, progress_bytes(marker))
         return bool(caught)
 
@@ -176,7 +176,7 @@ class EngineStage:
             for data in values:
                 item = internal_from_bytes(data)
                 if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
-                    engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.position_ms)
+                    engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.positions)
                 else:
                     ev, source, offset = item
                     self._heard[source] = self.last_input = now

@@ -65,17 +65,19 @@ def partitioned(records, rng: random.Random, markers: bool) -> dict:
     pos = dict.fromkeys(parts, 0)
     out = []
     wall = 1_900_000_000_000  # the markers' wall clock: long after the traffic
-    position = None  # the latest event time the (one) reader has delivered
+    positions: dict[str, int] = {}  # per topic, the latest event time the (one) reader has delivered
     while any(pos[s] < len(parts[s]) for s in parts):
         for _ in range(rng.randint(1, 6)):  # one delivered batch: a few chunks of partitions
             source = rng.choice([s for s in parts if pos[s] < len(parts[s])] or list(parts))
             n = rng.randint(1, 300)
             for rec in parts[source][pos[source]:pos[source] + n]:
                 engine.process(rec)
-                position = max(filter(None, (position, event_time(rec))), default=None)
+                ts = event_time(rec)
+                if ts is not None and ts > positions.get(rec.topic, ts - 1):
+                    positions[rec.topic] = ts
             pos[source] += n
             if markers and pos[source] >= len(parts[source]):  # read to its end: a caught-up marker
-                engine.caught_up([source], "reader", wall, wall, position)
+                engine.caught_up([source], "reader", wall, wall, dict(positions))
         out += engine.end_batch()
     return canonical(out + engine.close_input())
 
