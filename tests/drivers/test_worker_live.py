@@ -92,7 +92,8 @@ def merge_record(m: dict) -> tuple:
 @pytest.mark.parametrize("partitions, workers, backlog", [(1, 1, False), (4, 2, False), (4, 2, True)])
 def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path, partitions, workers, backlog):
     """The same merge records, customer ids, identifiers per customer and triggers as a replay of the input,
-    whether the input streams in while the workers run or waits for them as a backlog (they join one by one)."""
+    whether the input streams in while the workers run, or waits for them as a backlog loaded topic after
+    topic (and the workers join one by one)."""
     w = LiveWorker(broker.bootstrap, tmp_path, partitions=partitions)
     try:
         lines = with_close([r.line() for r in generate(seed=31, customers=80, days=12)])
@@ -104,7 +105,7 @@ def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path,
         customers = alive_customers(profiles)
         assert len(merges) > 5
         if backlog:
-            produce(w, read_records(iter(lines)))
+            produce(w, sorted(read_records(iter(lines)), key=lambda r: r.topic))
         for _ in range(workers):
             w.start()
         if not backlog:
