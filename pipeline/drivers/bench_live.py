@@ -139,9 +139,9 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
             latencies[EVERY_OUTPUT].append(1000 * (max(at, arrivals.tombstones[absorbed]) - sent[cause]))
     base = _percentiles(latencies["broker round trip"])
     rows = []
-    for kind in latencies:
-        p50, p99, top = _percentiles(latencies[kind])
-        rows.append((f"{kind} (n={len(latencies[kind])})", f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {top:,.0f} ms",
+    for kind, values in latencies.items():
+        p50, p99, top = _percentiles(values)
+        rows.append((f"{kind} (n={len(values)})", f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {top:,.0f} ms",
                      f"{p50 / base[0]:.1f}x" if base[0] == base[0] and base[0] > 0 else "-"))
     rows.append(("offered load", f"{rate:g} events/s for {seconds:g} s", ""))
     rows.append(("worker counted", ", ".join(f"{k.removeprefix('rapport_').removesuffix('_total')} {v:,.0f}"

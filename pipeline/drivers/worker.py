@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
 import socket
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 import faust
