@@ -94,8 +94,7 @@ def _generate(args: argparse.Namespace, s: Settings) -> None:
         sent = 0
         try:
             for rec in g.pace(g.live_stream(args.seed), args.rate, args.count):
-                value = rec.value.encode() if isinstance(rec.value, str) else g.orjson.dumps(rec.value)
-                pub.send(s.topic(rec.topic), None if rec.key is None else rec.key.encode(), value)
+                pub.send(s.topic(rec.topic), rec.key_bytes(), rec.value_bytes())
                 sent += 1
                 if sent % max(1, int(args.rate)) == 0:
                     pub.flush()

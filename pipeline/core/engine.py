@@ -5,9 +5,8 @@ which releases events in one event-time order whatever the partitioning (``pipel
 Per released event, as soon as it is released: advance the watermark and fire what it passed (cart
 timers, churn labels); stitch identity (merges fold state); apply the event to the customer; score
 texts; evaluate triggers. ``end_batch`` returns everything the batch caused, with the profiles that
-changed. Outputs depend
-only on the events and their order per source, never on the wall clock (``now`` only stamps
-``emitted_at``), except for events that arrive out of order.
+changed. Outputs depend only on the events and their order per source, never on the wall clock (``now``
+only stamps ``emitted_at``), except for events that arrive out of order.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from pipeline.core.rules import Rules
 from pipeline.core.sequencer import Sequencer, Source
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
 from schemas.outbound import (
-    OUTBOUND, ConsentChange, DeadLetter, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger,
+    OUTBOUND, ConsentChange, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger,
 )
 
 #: Trigger type -> its outbound topic, from the contract models.
@@ -76,12 +75,9 @@ class Engine:
     def process(self, rec: RawRecord) -> None:
         """Take one inbound record (outputs wait for ``end_batch``); its source is its topic and partition."""
         self.stats["records"] += 1
-        decoded = self.ingest.decode(rec)
-        if isinstance(decoded, DeadLetter):
-            self.stats[f"dlq:{decoded.error_type}"] += 1
-            self._out.append(Emit("dlq.v1", decoded.key, decoded))
-            return
-        self.apply(decoded, (rec.topic, rec.partition))
+        ev = self.ingest.event_or_dead_letter(rec, self.stats, self._out)
+        if ev is not None:
+            self.apply(ev, (rec.topic, rec.partition))
 
     def apply(self, ev: Event, source: Source, offset: int | None = None) -> None:
         """Take one decoded event read from ``source`` at ``offset``, and apply whatever the sequencer now
@@ -97,7 +93,7 @@ class Engine:
         self.stats[f"events:{ev.topic}"] += 1
         if self.sequencer.behind(ev):
             self.stats["out_of_order"] += 1
-        self.sequencer.push(ev, source, offset)
+        self.sequencer.push(ev, source)
         self._release(self._out)
 
     def end_batch(self) -> list[Emit]:
@@ -147,7 +143,7 @@ class Engine:
         return self.sources_idle(self.sequencer.sources)
 
     def _release(self, out: list[Emit]) -> None:
-        for ev, _, _ in self.sequencer.release():
+        for ev in self.sequencer.release():
             if self.watermark.observe(ev.ts):
                 self.stats["late"] += 1
             self.fire_due(out)

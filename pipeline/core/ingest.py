@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import base64
 import re
+from collections import Counter
 
 import orjson
 from pydantic import ValidationError
 
 from pipeline.core.pii import PREHASHED, Hasher, redact
-from pipeline.core.records import Event, Identifier, RawRecord, to_ms
+from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import Rules
 from schemas.inbound import INBOUND, Identifiers
 from schemas.outbound import DeadLetter
@@ -50,6 +51,15 @@ class Ingest:
             return self.dead_letter(rec, "no_usable_identifier", "identifiers: every value is blocked or malformed")
         pseudonymous = Identifiers(**{i.kind: PREHASHED + i.hash for i in idents})  # nothing raw past the door
         return Event(rec.topic, to_ms(body.occurred_at), idents, body.model_copy(update={"identifiers": pseudonymous}))
+
+    def event_or_dead_letter(self, rec: RawRecord, stats: Counter[str], dead: list[Emit]) -> Event | None:
+        """``decode``; a dead letter is counted in ``stats`` and added to ``dead``, bound for ``dlq.v1``."""
+        decoded = self.decode(rec)
+        if isinstance(decoded, DeadLetter):
+            stats[f"dlq:{decoded.error_type}"] += 1
+            dead.append(Emit("dlq.v1", decoded.key, decoded))
+            return None
+        return decoded
 
     def identifiers(self, raw: dict[str, str | None]) -> tuple[Identifier, ...]:
         out = []

@@ -39,12 +39,12 @@ what was already released, so in arrival order.
 >>> s.expect(a); s.expect(b)
 >>> s.push(ev(20, "x"), a); s.push(ev(10, "y"), a); s.release()   # b has not spoken: hold everything
 []
->>> s.push(ev(21, "z"), b); [h[0].event_id for h in s.release()]  # both passed 10 + slack
+>>> s.push(ev(21, "z"), b); [e.event_id for e in s.release()]  # both passed 10 + slack
 ['y']
 >>> read = {"clickstream.v1": 40}  # a reader's position per topic
 >>> s.caught_up([b], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); s.release()  # a holds at 20 - 5
 []
->>> s.caught_up([a], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); [h[0].event_id for h in s.release()]
+>>> s.caught_up([a], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); [e.event_id for e in s.release()]
 ['x', 'z']
 >>> s.behind(ev(12, "late")), s.held                                    # 12 sorts before z: out of order
 (True, 0)
@@ -59,10 +59,9 @@ from collections.abc import Iterable
 from pipeline.core.records import Event
 
 Source = tuple[str, int]
-#: An event held for release, with the source and offset it was read at.
-Held = tuple[Event, Source, "int | None"]
 
 _NEVER = -(2**63)
+_BUFFER = ("_heap", "_order", "_added", "_removed")  # held events: changelog entries, not pickled state
 
 
 class Sequencer:
@@ -77,9 +76,9 @@ class Sequencer:
         self._init_buffer()
 
     def _init_buffer(self) -> None:
-        self._heap: list[tuple[int, str, int, Held]] = []
+        self._heap: list[tuple[int, str, int, Event]] = []
         self._order = itertools.count()
-        self._added: dict[str, Held] = {}  # held since the last ``take_changes``
+        self._added: dict[str, Event] = {}  # held since the last ``take_changes``
         self._removed: set[str] = set()  # released since then (and held before it)
 
     @property
@@ -95,14 +94,13 @@ class Sequencer:
         """True when ``ev`` sorts before the last released event (it will be applied out of order)."""
         return self.last is not None and (ev.ts, ev.event_id) < self.last
 
-    def push(self, ev: Event, source: Source, offset: int | None = None) -> None:
+    def push(self, ev: Event, source: Source) -> None:
         self._idle.discard(source)
         latest = self._latest.get(source)
         if latest is None or ev.ts > latest:
             self._latest[source] = ev.ts
-        held = (ev, source, offset)
-        heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), held))
-        self._added[ev.event_id] = held
+        heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), ev))
+        self._added[ev.event_id] = ev
 
     def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
                   positions: dict[str, int]) -> None:
@@ -151,43 +149,37 @@ class Sequencer:
             low = bound if low is None else min(low, bound)
         return 2**63 - 1 if low is None else low
 
-    def release(self) -> list[Held]:
+    def release(self) -> list[Event]:
         """Held events that sort before the frontier, in (event time, event id) order."""
         frontier = self.frontier()
-        out: list[Held] = []
+        out: list[Event] = []
         heap = self._heap
         while heap and frontier is not None and heap[0][0] < frontier:
-            ts, event_id, _, held = heapq.heappop(heap)
+            ts, event_id, _, ev = heapq.heappop(heap)
             if self._added.pop(event_id, None) is None:
                 self._removed.add(event_id)
             if self.last is None or (ts, event_id) > self.last:
                 self.last = (ts, event_id)
-            out.append(held)
+            out.append(ev)
         return out
 
     # ---- persistence: the source state pickles; held events are changelog entries of their own ---
 
-    def take_changes(self) -> dict[str, Held | None]:
+    def take_changes(self) -> dict[str, Event | None]:
         """``q/<event id>`` -> held event, or None once released; only what changed since the last call."""
-        out: dict[str, Held | None] = {f"q/{k}": v for k, v in self._added.items()}
+        out: dict[str, Event | None] = {f"q/{k}": v for k, v in self._added.items()}
         out.update((f"q/{k}", None) for k in self._removed)
         self._added.clear()
         self._removed.clear()
         return out
 
-    def restore_held(self, held: Iterable[Held]) -> None:
-        for h in held:
-            heapq.heappush(self._heap, (h[0].ts, h[0].event_id, next(self._order), h))
+    def restore_held(self, held: Iterable[Event]) -> None:
+        for ev in held:
+            heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), ev))
 
     def __getstate__(self) -> dict:
-        return {"grace_ms": self.grace_ms, "slack_ms": self.slack_ms, "live_ms": self.live_ms, "live": self.live,
-                "latest": self._latest, "floor": self._floor, "idle": self._idle, "reports": self._reports,
-                "last": self.last}
+        return {k: v for k, v in self.__dict__.items() if k not in _BUFFER}
 
     def __setstate__(self, state: dict) -> None:
-        self.grace_ms, self.slack_ms, self.live_ms, self.live = (state["grace_ms"], state["slack_ms"], state["live_ms"],
-                                                                 state["live"])
-        self.last = state["last"]
-        self._latest, self._floor, self._idle = state["latest"], state["floor"], state["idle"]
-        self._reports = state["reports"]
+        self.__dict__.update(state)
         self._init_buffer()

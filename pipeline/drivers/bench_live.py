@@ -109,8 +109,7 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
         warmup = 5.0  # the worker joins its group and restores: traffic before that is not measured
         started = time.monotonic()
         for n, rec in enumerate(g.pace(g.live_stream(seed), rate, int(rate * (seconds + warmup)))):
-            value = rec.value.encode() if isinstance(rec.value, str) else orjson.dumps(rec.value)
-            pub.send(rec.topic, None if rec.key is None else rec.key.encode(), value)
+            pub.send(rec.topic, rec.key_bytes(), rec.value_bytes())
             if time.monotonic() - started >= warmup and isinstance(rec.value, dict):
                 sent[rec.value.get("event_id", "")] = time.time()
                 if n % 20 == 0:

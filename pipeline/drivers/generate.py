@@ -38,6 +38,13 @@ class Generated:
     def line(self) -> bytes:
         return orjson.dumps({"topic": self.topic, "key": self.key, "value": self.value}) + b"\n"
 
+    def key_bytes(self) -> bytes | None:
+        return None if self.key is None else self.key.encode()
+
+    def value_bytes(self) -> bytes:
+        """A string value is the record's raw bytes (how malformed input is written down)."""
+        return self.value.encode() if isinstance(self.value, str) else orjson.dumps(self.value)
+
 
 @dataclass
 class Person:

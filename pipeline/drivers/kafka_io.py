@@ -58,9 +58,6 @@ class CommittedOffsets:
         got = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
         return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in got}
 
-    def close(self) -> None:
-        self._consumer.close()
-
 
 def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, until_ms: int | None = None,
                offsets: dict[tuple[str, int], int] | None = None, idle_s: float = 5.0,

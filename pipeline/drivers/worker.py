@@ -38,7 +38,6 @@ from pipeline.ops.settings import Settings
 from pipeline.ops.statestore import StateStore
 from pipeline.ops.topics import EVENTS_TOPIC, STATE_TOPIC, partitions_of
 from schemas.inbound import INBOUND
-from schemas.outbound import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +80,15 @@ class IngestStage:
         horizon = time.time() * 1000 + FUTURE_MS
         self.busy = True
         try:
+            dead: list[Emit] = []
             for rec in records:
-                decoded = self.ingest.decode(rec)
-                if isinstance(decoded, DeadLetter):
-                    stats[f"dlq:{decoded.error_type}"] += 1
-                    self.publisher.send_emits([Emit("dlq.v1", decoded.key, decoded)])
-                else:
-                    self.publisher.send(self.events_topic, None,
-                                        event_bytes(decoded, (rec.topic, rec.partition), rec.offset))
-                    if decoded.ts > self.positions.get(rec.topic, decoded.ts - 1) and decoded.ts <= horizon:
-                        self.positions[rec.topic] = decoded.ts
+                ev = self.ingest.event_or_dead_letter(rec, stats, dead)
+                if ev is not None:
+                    self.publisher.send(self.events_topic, None, event_bytes(ev, (rec.topic, rec.partition), rec.offset))
+                    if ev.ts > self.positions.get(rec.topic, ev.ts - 1) and ev.ts <= horizon:
+                        self.positions[rec.topic] = ev.ts
                 self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
+            self.publisher.send_emits(dead)
             self.history.append((int(time.time() * 1000), dict(self.positions)))
             self._progress()
             await _flush(self.publisher)
@@ -185,8 +182,8 @@ class EngineStage:
         await self._run(step, len(values))
 
     async def tick(self) -> None:
-        """Report silent partitions (neither events nor progress markers: their reader is gone) and, after
-        longer silence of all input, the wall clock to the engine."""
+        """Report partitions without events for a while (the end of a backfill, or their reader is gone) and,
+        after longer silence of all input, the wall clock to the engine."""
         if self.engine is None:
             return
         now = time.monotonic()

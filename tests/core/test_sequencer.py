@@ -13,7 +13,7 @@ def ev(ts: int, eid: str) -> Event:
 
 
 def released(s: Sequencer) -> list[str]:
-    return [h[0].event_id for h in s.release()]
+    return [e.event_id for e in s.release()]
 
 
 def sequencer() -> Sequencer:
