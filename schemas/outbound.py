@@ -176,10 +176,22 @@ class IdentityMerge(_Out):
     event_id: str
 
 
+class IdentifierBlocked(_Out):
+    """An identifier value found shared by several people: from ``occurred_at`` on it links nothing."""
+
+    identifier: LinkingIdentifier
+    reason: str = Field(description="several_user_ids, or over_limit:<kind> (one customer would hold more values of "
+                                    "that kind than one person has).")
+    detail: str = Field(description="Why, in a sentence a person can read.")
+    detached_customer_id: str | None = Field(description="The customer that held the identifier until then.")
+    occurred_at: datetime
+    event_id: str
+
+
 class DeadLetter(_Out):
     source_topic: str
-    partition: int
-    offset: int
+    partition: int = Field(description="-1 when the event was rejected after ordering (no single source record).")
+    offset: int = Field(description="-1 when the event was rejected after ordering.")
     key: str | None
     raw: str = Field(description="The input, UTF-8 or base64 (raw_encoding), email and phone values replaced by hmac: tokens.")
     raw_encoding: Literal["utf-8", "base64"]
@@ -196,5 +208,6 @@ OUTBOUND: dict[str, type[_Out]] = {
     "scores.reviews.v1": ReviewScore,
     "profiles.v1": Profile,
     "identity.merges.v1": IdentityMerge,
+    "identity.blocked.v1": IdentifierBlocked,
     "dlq.v1": DeadLetter,
 }

@@ -18,7 +18,7 @@ from datetime import datetime
 from pipeline.core import triggers
 from pipeline.core.clock import Timers, Watermark
 from pipeline.core.dedup import Dedup
-from pipeline.core.identity import IdentityGraph, Merge
+from pipeline.core.identity import Block, IdentityGraph, Merge
 from pipeline.core.ingest import Ingest
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
@@ -29,7 +29,7 @@ from pipeline.core.rules import Rules
 from pipeline.core.sequencer import Sequencer, Source
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
 from schemas.outbound import (
-    OUTBOUND, ConsentChange, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger,
+    OUTBOUND, ConsentChange, DeadLetter, IdentifierBlocked, IdentityMerge, LinkingIdentifier, ReviewScore, Trigger,
 )
 
 #: Trigger type -> its outbound topic, from the contract models.
@@ -218,6 +218,11 @@ class Engine:
     def _apply(self, ev: Event, out: list[Emit]) -> None:
         res = self.identity.resolve(ev.identifiers, ev.ts, ev.event_id)
         self.stats["identifiers_dropped"] += len(res.dropped)
+        for block in res.blocked:
+            self._blocked(block, out)
+        if res.customer_id is None:
+            self._unattributable(ev, out)
+            return
         for merge in res.merges:
             self._merge(merge, out)
         st = self.customers.get(res.customer_id)
@@ -346,6 +351,31 @@ class Engine:
         self.stats[f"triggers:{trigger.type}"] += 1
         out.append(Emit(TRIGGER_TOPICS[trigger.type], st.customer_id, trigger))
         return True
+
+    # ---- identity ----------------------------------------------------------------------------------
+
+    def _blocked(self, b: Block, out: list[Emit]) -> None:
+        """Record an identifier found shared (hashed, with the reason); its former customer's profile changes."""
+        self.stats[f"identifiers_blocked:{b.reason.partition(':')[0]}"] += 1
+        if b.detached_from in self.customers:
+            self._dirty[b.detached_from] = None
+        why = ("it was seen with a second user_id" if b.reason == "several_user_ids" else
+               f"with it one customer would hold more {b.reason.partition(':')[2]} values than one person has")
+        out.append(Emit("identity.blocked.v1", b.ident.key, IdentifierBlocked(
+            identifier=LinkingIdentifier(kind=b.ident.kind, hash=b.ident.hash), reason=b.reason,
+            detail=f"{b.ident.kind} is shared by several people: {why}; it links nothing from now on.",
+            detached_customer_id=b.detached_from, occurred_at=to_dt(b.ts), event_id=b.event_id,
+        )))
+
+    def _unattributable(self, ev: Event, out: list[Emit]) -> None:
+        """Every identifier of the event is shared by several people: it belongs to nobody, so it is dead-lettered."""
+        self.stats["dlq:shared_identifiers_only"] += 1
+        kinds = ", ".join(i.kind for i in ev.identifiers)
+        out.append(Emit("dlq.v1", None, DeadLetter(
+            source_topic=ev.topic, partition=-1, offset=-1, key=None, raw=ev.body.model_dump_json(),
+            raw_encoding="utf-8", error_type="shared_identifiers_only",
+            error_detail=f"identifiers: {kinds} are each shared by several people, so the event names no one customer",
+        )))
 
     # ---- merges ----------------------------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 """The identity graph: hashed identifiers -> one customer id, with merges.
 
-Rules (``Rules``): identifiers are tried in priority order; a customer holds at most
-``identifier_limits[kind]`` identifiers of a kind; when an event would break a limit its
-lowest-priority identifier is dropped and matching is retried, so two customers holding different
-``user_id`` values are never merged. The customer first seen earliest survives a merge (ties: the
-smaller id).
+Rules (``Rules``): identifiers are taken in priority order; a customer holds at most
+``identifier_limits[kind]`` identifiers of a kind. An identifier whose customer cannot join the ones
+already taken without breaking a limit is dropped from that event alone: the rest of the event still
+stitches, so two customers holding different ``user_id`` values are never merged and a person's own
+cookie still joins them. An identifier that ties the event to another customer this way is shared
+by several people (a store tablet, a household email, an unknown placeholder): it is *blocked*,
+detached from its customer and links nothing from then on. The customer first seen earliest
+survives a merge (ties: the smaller id).
 
 >>> from pipeline.core.records import Identifier as I
 >>> g = IdentityGraph(Rules())
@@ -15,6 +18,15 @@ True
 >>> b = g.resolve((I("email", "m1"),), ts=3, event_id="e3").customer_id
 >>> r = g.resolve((I("user_id", "u1"), I("email", "m1")), ts=4, event_id="e4")
 >>> [(m.survivor, m.absorbed) for m in r.merges] == [(a, b)] and g.canonical(b) == a
+True
+
+A shared device seen with a second user id is blocked; the second person's own cookie still joins them:
+
+>>> tablet = g.resolve((I("user_id", "u1"), I("device_id", "tab")), ts=5, event_id="e5")
+>>> r = g.resolve((I("user_id", "u2"), I("device_id", "tab"), I("anonymous_id", "c2")), ts=6, event_id="e6")
+>>> [(x.ident.hash, x.reason) for x in r.blocked], r.customer_id == g.owner["anonymous_id:c2"]
+([('tab', 'several_user_ids')], True)
+>>> g.resolve((I("device_id", "tab"),), ts=7, event_id="e7").customer_id is None
 True
 """
 from __future__ import annotations
@@ -41,11 +53,23 @@ class Merge:
     event_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Block:
+    """An identifier value found shared by several people: it links nothing from event time ``ts`` on."""
+
+    ident: Identifier
+    reason: str  # ``several_user_ids``, or ``over_limit:<kind>``: with it one customer would hold too many of a kind
+    detached_from: str | None  # the customer that held it until then
+    ts: int
+    event_id: str
+
+
 @dataclass(slots=True)
 class Resolution:
-    customer_id: str
+    customer_id: str | None  # None: every identifier of the event is blocked as shared
     merges: list[Merge] = field(default_factory=list)
-    dropped: list[Identifier] = field(default_factory=list)
+    dropped: list[Identifier] = field(default_factory=list)  # not linked by this event (conflict, limit, blocked)
+    blocked: list[Block] = field(default_factory=list)  # found shared by this event
 
 
 class IdentityGraph:
@@ -58,6 +82,7 @@ class IdentityGraph:
         self.born: dict[str, int] = {}  # customer id -> earliest event time seen
         self.since: dict[str, int] = {}  # identifier key -> event time from which it is known to be its owner's
         self.alias: dict[str, str] = {}  # absorbed id -> the id that absorbed it
+        self.blocked: dict[str, str] = {}  # identifier key -> why it is shared (it links nothing)
         self.changed: set[str] = set()  # identifier keys and absorbed ids changed since ``take_changes``
 
     def canonical(self, customer_id: str) -> str:
@@ -73,17 +98,16 @@ class IdentityGraph:
 
     def resolve(self, idents: tuple[Identifier, ...], ts: int, event_id: str) -> Resolution:
         """Attach an event's identifiers (priority order) to one customer; merge customers they join."""
-        kept = list(idents)
-        dropped: list[Identifier] = []
-        while len(kept) > 1 and not self._fits(kept):
-            dropped.append(kept.pop())
+        kept, dropped, blocks = self._select(idents, ts, event_id)
+        if not kept:
+            return Resolution(None, dropped=dropped, blocked=blocks)
         owners = self._owners(kept)
         if not owners:
             cid = customer_id_for(kept[0])
             self.members[cid], self.born[cid] = [], ts
         else:
             cid = min(owners, key=lambda c: (self.born[c], c))
-        res = Resolution(cid, dropped=dropped)
+        res = Resolution(cid, dropped=dropped, blocked=blocks)
         before = {i.key: self.owner.get(i.key) for i in kept}
 
         def since(customer: str) -> int:  # the earliest this event's identifiers are known to be ``customer``'s
@@ -115,10 +139,47 @@ class IdentityGraph:
                 seen[c] = None
         return list(seen)
 
-    def _fits(self, idents: list[Identifier]) -> bool:
-        keys = {i.key: i.kind for c in self._owners(idents) for i in self.members[c]}
-        keys.update((i.key, i.kind) for i in idents)
-        return all(n <= self._limits.get(kind, n) for kind, n in Counter(keys.values()).items())
+    def _select(self, idents: tuple[Identifier, ...], ts: int,
+                event_id: str) -> tuple[list[Identifier], list[Identifier], list[Block]]:
+        """Take identifiers in priority order while the customers they join fit the limits together.
+
+        One left out that ties the event to another customer is shared by several people: blocked at once
+        (a ``user_id`` is only left out: it names its person). Returns (taken, left out, blocked)."""
+        kept: list[Identifier] = []
+        dropped: list[Identifier] = []
+        blocks: list[Block] = []
+        owners: set[str] = set()
+        keys: set[str] = set()
+        counts: Counter[str] = Counter()
+        for ident in idents:
+            if ident.key in self.blocked:
+                dropped.append(ident)
+                continue
+            owner = self.owner.get(ident.key)
+            joins = self.members[owner] if owner is not None and owner not in owners else (ident,)
+            new = Counter(m.kind for m in joins if m.key not in keys)
+            over = [k for k, n in new.items() if counts[k] + n > self._limits.get(k, counts[k] + n)]
+            if over:
+                dropped.append(ident)
+                if owner is not None and ident.kind != "user_id":
+                    blocks.append(self._block(ident, "user_id" if "user_id" in over else over[0], ts, event_id))
+                continue
+            kept.append(ident)
+            keys.update(m.key for m in joins)
+            counts.update(new)
+            if owner is not None:
+                owners.add(owner)
+        return kept, dropped, blocks
+
+    def _block(self, ident: Identifier, over: str, ts: int, event_id: str) -> Block:
+        """Stop ``ident`` linking: it ties together customers that one person cannot be."""
+        owner = self.owner.pop(ident.key, None)
+        if owner is not None:
+            self.members[owner].remove(ident)
+            del self.since[ident.key]
+        reason = self.blocked[ident.key] = "several_user_ids" if over == "user_id" else f"over_limit:{over}"
+        self.changed.add(ident.key)
+        return Block(ident, reason, owner, ts, event_id)
 
     def _absorb(self, survivor: str, absorbed: str, known: int) -> None:
         for ident in self.members.pop(absorbed):
@@ -133,11 +194,14 @@ class IdentityGraph:
     # ---- persistence: entries a changelog can hold, and the graph rebuilt from them -----------------
 
     def take_changes(self) -> dict[str, object]:
-        """``i/<identifier key>`` -> (customer, since) and ``a/<absorbed id>`` -> survivor, changed since last call."""
+        """``i/<identifier key>`` -> (customer, since), ``b/<identifier key>`` -> why it is blocked and
+        ``a/<absorbed id>`` -> survivor, changed since the last call (``None`` deletes an entry)."""
         out: dict[str, object] = {}
         for key in self.changed:
             if key in self.owner:
                 out[f"i/{key}"] = (self.owner[key], self.since[key])
+            elif key in self.blocked:
+                out[f"i/{key}"], out[f"b/{key}"] = None, self.blocked[key]
             else:
                 out[f"a/{key}"] = self.alias[key]
         self.changed.clear()
@@ -153,4 +217,6 @@ class IdentityGraph:
                 self.members.setdefault(owner, []).append(Identifier(ident_kind, ident_hash))
             elif kind == "a":
                 self.alias[key] = value  # type: ignore[assignment]
+            elif kind == "b":
+                self.blocked[key] = value  # type: ignore[assignment]
         self.born.update(born)

@@ -9,6 +9,7 @@ import orjson
 from pydantic import ValidationError
 
 from pipeline.core.pii import PREHASHED, Hasher, redact
+from pipeline.core.placeholders import is_placeholder
 from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import Rules
 from schemas.inbound import INBOUND, Identifiers
@@ -25,7 +26,7 @@ def describe(error: ValidationError) -> str:
 
 
 class Ingest:
-    """Parse (orjson), validate (pydantic), normalise and hash identifiers; drop blocked identifier values."""
+    """Parse (orjson), validate (pydantic), normalise and hash identifiers; drop placeholder and blocked values."""
 
     def __init__(self, rules: Rules, hasher: Hasher) -> None:
         self._hasher = hasher
@@ -65,7 +66,8 @@ class Ingest:
         out = []
         for kind in self._priority:
             value = raw.get(kind)
-            if value is None or self._blocked.match(value.strip()):
+            if value is None or self._blocked.match(value.strip()) or (
+                    not value.startswith(PREHASHED) and is_placeholder(kind, value)):
                 continue
             ident = self._hasher.identifier(kind, value)
             if ident is not None:

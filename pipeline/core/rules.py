@@ -35,7 +35,8 @@ class Rules(BaseModel):
     )
     blocked_identifier_pattern: str = Field(
         r"^(?:|null|none|nil|undefined|unknown|anonymous|guest|test|n/?a|-1|0+)$",
-        description="Case-insensitive regex; matching identifier values never link anything.",
+        description="Case-insensitive regex; matching identifier values never link anything (on top of the "
+                    "placeholder shapes in pipeline.core.placeholders).",
     )
     # Carts
     cart_abandon_window_s: float = Field(1800.0, gt=0)

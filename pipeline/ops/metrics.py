@@ -25,7 +25,10 @@ class Metrics:
         self.triggers = PCounter("rapport_triggers", "Triggers emitted", ["type"], registry=r)
         self.suppressed = PCounter("rapport_triggers_suppressed", "Triggers held back", ["type", "reason"], registry=r)
         self.merges = PCounter("rapport_identity_merges", "Customer profiles merged", registry=r)
-        self.dropped = PCounter("rapport_identifiers_dropped", "Identifiers not linked (limits)", registry=r)
+        self.dropped = PCounter("rapport_identifiers_dropped", "Identifiers an event did not link (limits, shared)",
+                                registry=r)
+        self.blocked = PCounter("rapport_identifiers_blocked", "Identifier values found shared by several people "
+                                "(they link nothing from then on)", ["reason"], registry=r)
         self.labels = PCounter("rapport_churn_labels", "Delayed churn labels learned", registry=r)
         self.outbound = PCounter("rapport_outbound_records", "Records produced", ["topic"], registry=r)
         self.batch_seconds = Histogram("rapport_batch_seconds", "Processing and publishing time of one batch",
@@ -97,6 +100,8 @@ class Metrics:
             self.events.labels(rest).inc(delta)
         elif head == "drift":
             self.drifts.labels(rest).inc(delta)
+        elif head == "identifiers_blocked":
+            self.blocked.labels(rest).inc(delta)
         elif head == "dlq":
             self.dlq.labels(rest).inc(delta)
         elif head == "triggers":

@@ -32,6 +32,7 @@ INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in 
 _OUTBOUND_CONFIG = {
     "profiles.v1": {"cleanup.policy": "compact"},
     "identity.merges.v1": {"retention.ms": str(30 * DAY_MS)},
+    "identity.blocked.v1": {"cleanup.policy": "compact"},
     "dlq.v1": {"retention.ms": str(30 * DAY_MS)},
 }
 OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)})) for t in OUTBOUND)

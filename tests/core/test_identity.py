@@ -25,35 +25,37 @@ def test_limits_drop_the_lowest_priority_identifier():
 
 
 class Reference:
-    """Plain union-find over identifier keys, applying the same rules event by event."""
+    """Naive partition of identifier keys applying the same rules event by event: identifiers in priority
+    order join while the groups they bring fit the limits; one that ties the event to a group that does not
+    fit is shared (unless it is a user_id): it leaves its group and links nothing from then on."""
 
     def __init__(self, limits):
-        self.parent, self.limits = {}, limits
+        self.parts, self.blocked, self.limits = [], set(), limits
 
-    def find(self, x):
-        while self.parent[x] != x:
-            x = self.parent[x]
-        return x
+    def part(self, key):
+        return next((p for p in self.parts if key in p), None)
+
+    def fits(self, keys):
+        return all(n <= self.limits.get(kind, n) for kind, n in Counter(k.split(":")[0] for k in keys).items())
 
     def groups(self):
-        out = {}
-        for x in self.parent:
-            out.setdefault(self.find(x), set()).add(x)
-        return out
+        return [p for p in self.parts if p]
 
     def apply(self, idents):
-        kept = list(idents)
-        while len(kept) > 1:
-            roots = {self.find(i.key) for i in kept if i.key in self.parent}
-            members = {k for root, g in self.groups().items() if root in roots for k in g} | {i.key for i in kept}
-            counts = Counter(k.split(":")[0] for k in members)
-            if all(n <= self.limits.get(kind, n) for kind, n in counts.items()):
-                break
-            kept.pop()
-        for i in kept:
-            self.parent.setdefault(i.key, i.key)
-        for i in kept[1:]:
-            self.parent[self.find(i.key)] = self.find(kept[0].key)
+        taken, joined = set(), []
+        for i in idents:
+            if i.key in self.blocked or i.key in taken:
+                continue
+            p = self.part(i.key)
+            trial = taken | (p if p is not None else {i.key})
+            if self.fits(trial):
+                taken = trial
+                joined += [p] if p is not None else []
+            elif p is not None and i.kind != "user_id":
+                self.blocked.add(i.key)
+                p.discard(i.key)
+        if taken:
+            self.parts = [p for p in self.parts if not any(p is j for j in joined)] + [taken]
 
 
 idents = st.lists(
@@ -69,8 +71,9 @@ def test_grouping_matches_a_reference_union_find(events):
     for n, ev in enumerate(events):
         g.resolve(ev, ts=n, event_id=str(n))
         ref.apply(ev)
-    ours = {frozenset(i.key for i in members) for members in g.members.values()}
-    assert ours == {frozenset(v) for v in ref.groups().values()}
+    ours = {frozenset(i.key for i in members) for members in g.members.values() if members}
+    assert ours == {frozenset(p) for p in ref.groups()}
+    assert set(g.blocked) == ref.blocked
     for members in g.members.values():  # the rules hold for every customer
         counts = Counter(i.kind for i in members)
         assert all(n <= limits[k] for k, n in counts.items())

@@ -79,7 +79,8 @@ def test_email_written_differently_is_one_identifier():
     assert a == b
 
 
-@pytest.mark.parametrize("placeholder", ["", "null", "undefined", "anonymous", "0", "-1", "0000", "NULL", " none "])
+@pytest.mark.parametrize("placeholder", ["", "null", "undefined", "anonymous", "0", "-1", "0000", "NULL", " none ",
+                                         "00000000-0000-0000-0000-000000000000", "ffff-FFFF", "xxxxxx", "123456789"])
 def test_placeholder_identifier_values_link_nothing(placeholder):
     assert ingest.identifiers({"loyalty_id": placeholder}) == ()
 
