@@ -145,6 +145,10 @@ class IdentityGraph:
 
         One left out that ties the event to another customer is shared by several people: blocked at once
         (a ``user_id`` is only left out: it names its person). Returns (taken, left out, blocked)."""
+        owned = {self.owner.get(i.key) for i in idents}
+        if len(owned) == 1 and (None not in owned or (len({i.kind for i in idents}) == len(idents)
+                                                      and not any(i.key in self.blocked for i in idents))):
+            return list(idents), [], []  # one customer's identifiers, or all new and one of each kind: they fit
         kept: list[Identifier] = []
         dropped: list[Identifier] = []
         blocks: list[Block] = []
