@@ -35,18 +35,14 @@ class _Model(BaseModel):
 
 
 class Identifiers(_Model):
+    """At least one value must be non-blank; ingest checks that (a Python validator here costs every event)."""
+
     anonymous_id: StrictStr | None = None
     device_id: StrictStr | None = None
     user_id: StrictStr | None = None
     email: StrictStr | None = None
     phone: StrictStr | None = None
     loyalty_id: StrictStr | None = None
-
-    @model_validator(mode="after")
-    def _one_present(self) -> "Identifiers":
-        if not any(v and v.strip() for v in self.__dict__.values()):
-            raise ValueError("needs at least one non-blank identifier")
-        return self
 
 
 class Envelope(_Model):

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from pipeline.core.pii import PREHASHED, Hasher, redact
 from pipeline.core.placeholders import is_placeholder
 from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
-from pipeline.core.rules import Rules
-from schemas.inbound import INBOUND, Identifiers
+from pipeline.core.rules import IDENTIFIER_KINDS, Rules
+from schemas.inbound import INBOUND
 from schemas.outbound import DeadLetter
 
 
@@ -25,6 +25,19 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_KINDS = frozenset(IDENTIFIER_KINDS)
+#: Raw identifier values whose outcome (hashed identifier, or unusable) is remembered: they recur per customer.
+KNOWN_VALUES = 200_000
+_UNSEEN = object()
+
+
+def _string_values(ids: object) -> bool:
+    """An ``identifiers`` object whose known kinds are all strings or null (anything else fails validation)."""
+    if not isinstance(ids, dict):
+        return False
+    return all(v is None or type(v) is str or k not in _KINDS for k, v in ids.items())
+
+
 class Ingest:
     """Parse (orjson), validate (pydantic), normalise and hash identifiers; drop placeholder and blocked values."""
 
@@ -32,6 +45,7 @@ class Ingest:
         self._hasher = hasher
         self._blocked = re.compile(rules.blocked_identifier_pattern, re.IGNORECASE)
         self._priority = rules.identifier_priority
+        self._known: dict[tuple[str, str], Identifier | None] = {}
 
     def decode(self, rec: RawRecord) -> Event | DeadLetter:
         model = INBOUND.get(rec.topic)
@@ -43,15 +57,19 @@ class Ingest:
             return self.dead_letter(rec, "invalid_json", str(e))
         if not isinstance(doc, dict):
             return self.dead_letter(rec, "not_an_object", f"expected a JSON object, got {type(doc).__name__}")
+        raw_ids = doc.get("identifiers")
+        idents = self.identifiers(raw_ids) if _string_values(raw_ids) else ()
+        if idents:  # validated with the tokens in place: nothing raw past the door, and no second model to build
+            doc["identifiers"] = {i.kind: PREHASHED + i.hash for i in idents}
         try:
             body = model.model_validate(doc)
         except ValidationError as e:
             return self.dead_letter(rec, "validation", describe(e))
-        idents = self.identifiers(body.identifiers.__dict__)
         if not idents:
+            if not any((raw_ids.get(k) or "").strip() for k in IDENTIFIER_KINDS):
+                return self.dead_letter(rec, "validation", "identifiers: needs at least one non-blank identifier")
             return self.dead_letter(rec, "no_usable_identifier", "identifiers: every value is blocked or malformed")
-        pseudonymous = Identifiers(**{i.kind: PREHASHED + i.hash for i in idents})  # nothing raw past the door
-        return Event(rec.topic, to_ms(body.occurred_at), idents, body.model_copy(update={"identifiers": pseudonymous}))
+        return Event(rec.topic, to_ms(body.occurred_at), idents, body)
 
     def event_or_dead_letter(self, rec: RawRecord, stats: Counter[str], dead: list[Emit]) -> Event | None:
         """``decode``; a dead letter is counted in ``stats`` and added to ``dead``, bound for ``dlq.v1``."""
@@ -63,16 +81,26 @@ class Ingest:
         return decoded
 
     def identifiers(self, raw: dict[str, str | None]) -> tuple[Identifier, ...]:
+        """The usable identifiers, hashed, in priority order (placeholders and blocked values left out)."""
         out = []
         for kind in self._priority:
             value = raw.get(kind)
-            if value is None or self._blocked.match(value.strip()) or (
-                    not value.startswith(PREHASHED) and is_placeholder(kind, value)):
+            if value is None:
                 continue
-            ident = self._hasher.identifier(kind, value)
-            if ident is not None:
-                out.append(ident)
+            known = self._known.get((kind, value), _UNSEEN)
+            if known is _UNSEEN:
+                known = self._identifier(kind, value)
+                if len(self._known) >= KNOWN_VALUES:
+                    self._known.clear()
+                self._known[(kind, value)] = known
+            if known is not None:
+                out.append(known)
         return tuple(out)
+
+    def _identifier(self, kind: str, value: str) -> Identifier | None:
+        if self._blocked.match(value.strip()) or (not value.startswith(PREHASHED) and is_placeholder(kind, value)):
+            return None
+        return self._hasher.identifier(kind, value)
 
     def dead_letter(self, rec: RawRecord, error_type: str, detail: str) -> DeadLetter:
         raw = redact(rec.value, self._hasher)

@@ -48,11 +48,13 @@ class Hasher:
     """HMAC-SHA256 of ``kind:normalised value``, truncated to 128 bits (hex)."""
 
     def __init__(self, secret: bytes, country_code: str = "82") -> None:
-        self._secret = secret
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied per value: the key is prepared once
         self._cc = country_code
 
     def digest(self, kind: str, normalised: str) -> str:
-        return hmac.new(self._secret, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()[:32]
+        mac = self._keyed.copy()
+        mac.update(f"{kind}:{normalised}".encode())
+        return mac.hexdigest()[:32]
 
     def normalise(self, kind: str, raw: str) -> str | None:
         if kind == "email":
