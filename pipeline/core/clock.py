@@ -12,9 +12,9 @@ input has been silent for a while, the wall clock may move it on (a cart still f
 >>> wm.advance_wall(500); wm.current
 490
 >>> t = Timers()
->>> t.schedule("c1", 95); t.schedule("c2", 85); t.schedule("c1", 120)
->>> t.due(100)   # c1 was rescheduled to 120
-['c2']
+>>> t.schedule("cart", "c1", 95); t.schedule("cart", "c2", 85); t.schedule("cart", "c1", 120)
+>>> t.next_due(100), t.next_due(100)   # c1 was rescheduled to 120
+((85, 'cart', 'c2'), None)
 """
 from __future__ import annotations
 
@@ -42,32 +42,40 @@ class Watermark:
 
 
 class Timers:
-    """One pending fire time per key; rescheduling replaces it, ``cancel`` drops it."""
+    """One timer service for every kind: one pending fire time per (kind, customer); rescheduling
+    replaces it, ``cancel`` drops it. Due timers come out in (time, kind, customer) order."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
-        self._at: dict[str, int] = {}
+        self._heap: list[tuple[int, str, str]] = []
+        self._at: dict[tuple[str, str], int] = {}
 
     def __len__(self) -> int:
         return len(self._at)
 
-    def schedule(self, key: str, at: int) -> None:
-        if self._at.get(key) != at:
-            self._at[key] = at
-            heapq.heappush(self._heap, (at, key))
+    def pending(self, kind: str) -> int:
+        return sum(1 for k, _ in self._at if k == kind)
 
-    def cancel(self, key: str) -> None:
-        self._at.pop(key, None)
+    def schedule(self, kind: str, customer: str, at: int) -> None:
+        if self._at.get((kind, customer)) != at:
+            self._at[(kind, customer)] = at
+            heapq.heappush(self._heap, (at, kind, customer))
 
-    def due(self, watermark: int | None) -> list[str]:
-        """Keys whose time is at or before the watermark, earliest first; they are removed."""
-        out = []
-        while self._heap and watermark is not None and self._heap[0][0] <= watermark:
-            at, key = heapq.heappop(self._heap)
-            if self._at.get(key) == at:
-                del self._at[key]
-                out.append(key)
-        if len(self._heap) > 2 * len(self._at) + 1024:  # drop stale entries left by rescheduling
-            self._heap = [(a, k) for k, a in self._at.items()]
+    def cancel(self, kind: str, customer: str) -> None:
+        self._at.pop((kind, customer), None)
+
+    def cancel_all(self, customer: str, kinds: tuple[str, ...]) -> None:
+        for kind in kinds:
+            self._at.pop((kind, customer), None)
+
+    def next_due(self, watermark: int | None) -> tuple[int, str, str] | None:
+        """Remove and return the earliest timer at or before the watermark, or None."""
+        heap = self._heap
+        while heap and watermark is not None and heap[0][0] <= watermark:
+            at, kind, customer = heapq.heappop(heap)
+            if self._at.get((kind, customer)) == at:
+                del self._at[(kind, customer)]
+                return at, kind, customer
+        if len(heap) > 2 * len(self._at) + 1024:  # drop stale entries left by rescheduling
+            self._heap = [(a, k, c) for (k, c), a in self._at.items()]
             heapq.heapify(self._heap)
-        return out
+        return None

@@ -84,6 +84,7 @@ class IdentityGraph:
         self.alias: dict[str, str] = {}  # absorbed id -> the id that absorbed it
         self.blocked: dict[str, str] = {}  # identifier key -> why it is shared (it links nothing)
         self.changed: set[str] = set()  # identifier keys and absorbed ids changed since ``take_changes``
+        self.born_changed: set[str] = set()  # customers whose ``born`` changed since then
 
     def canonical(self, customer_id: str) -> str:
         """The live customer an id now refers to (follows merges, compressing the path)."""
@@ -105,6 +106,7 @@ class IdentityGraph:
         if not owners:
             cid = customer_id_for(kept[0])
             self.members[cid], self.born[cid] = [], ts
+            self.born_changed.add(cid)
         else:
             cid = min(owners, key=lambda c: (self.born[c], c))
         res = Resolution(cid, dropped=dropped, blocked=blocks)
@@ -128,7 +130,9 @@ class IdentityGraph:
             elif before[ident.key] == cid and ts < self.since[ident.key]:
                 self.since[ident.key] = ts  # seen with this customer earlier in event time than first read
                 self.changed.add(ident.key)
-        self.born[cid] = min(self.born[cid], ts)
+        if ts < self.born[cid]:
+            self.born[cid] = ts
+            self.born_changed.add(cid)
         return res
 
     def _owners(self, idents: list[Identifier]) -> list[str]:
@@ -192,6 +196,7 @@ class IdentityGraph:
             self.members[survivor].append(ident)
             self.changed.add(ident.key)
         self.born[survivor] = min(self.born[survivor], self.born.pop(absorbed))
+        self.born_changed.update((survivor, absorbed))
         self.alias[absorbed] = survivor
         self.changed.add(absorbed)
 
@@ -199,7 +204,8 @@ class IdentityGraph:
 
     def take_changes(self) -> dict[str, object]:
         """``i/<identifier key>`` -> (customer, since), ``b/<identifier key>`` -> why it is blocked and
-        ``a/<absorbed id>`` -> survivor, changed since the last call (``None`` deletes an entry)."""
+        ``a/<absorbed id>`` -> survivor, ``n/<customer>`` -> born, changed since the last call (``None``
+        deletes an entry)."""
         out: dict[str, object] = {}
         for key in self.changed:
             if key in self.owner:
@@ -209,9 +215,12 @@ class IdentityGraph:
             else:
                 out[f"a/{key}"] = self.alias[key]
         self.changed.clear()
+        for cid in self.born_changed:
+            out[f"n/{cid}"] = self.born.get(cid)
+        self.born_changed.clear()
         return out
 
-    def restore(self, entries: dict[str, object], born: dict[str, int]) -> None:
+    def restore(self, entries: dict[str, object]) -> None:
         for name, value in entries.items():
             kind, _, key = name.partition("/")
             if kind == "i":
@@ -223,4 +232,5 @@ class IdentityGraph:
                 self.alias[key] = value  # type: ignore[assignment]
             elif kind == "b":
                 self.blocked[key] = value  # type: ignore[assignment]
-        self.born.update(born)
+            elif kind == "n":
+                self.born[key] = value  # type: ignore[assignment]

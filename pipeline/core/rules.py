@@ -54,6 +54,13 @@ class Rules(BaseModel):
     churn_rearm_below: float = Field(0.6, gt=0, lt=1, description="Hysteresis: re-arm churn_risk once the probability falls below this.")
     churn_cooldown_days: float = Field(30.0, ge=0)
     churn_min_labels: int = Field(50, ge=0, description="Learned labels before churn_risk may fire (an untrained model stays quiet).")
+    model_epoch_hours: float = Field(24.0, gt=0, description=(
+        "Learned models take effect per this much event time: the version in effect has learned every label "
+        "due before the previous epoch, so every deployment scores with the same version (must exceed the "
+        "allowed lateness)."))
+    # Scale-out
+    customer_partitions: int = Field(1, ge=1, le=1024, description=(
+        "Partitions of customers (the stateful per-customer stage); a customer lives on one of them."))
     # Contact policy
     trigger_cap_per_day: int = Field(3, ge=1, description="Triggers of one type per customer per 24 h of event time.")
     consent_mode: str = Field("flag", pattern=r"^(flag|suppress)$", description="flag: contactable=false; suppress: not emitted.")

@@ -80,9 +80,9 @@ class Metrics:
         if wm is not None:
             self.watermark.set(wm / 1000)
             self.watermark_delay.set(time.time() - wm / 1000)
-        self.timers.set(len(engine.cart_timers))
+        self.timers.set(sum(p.timers.pending("cart_abandoned") for p in engine.partitions))
         self.held.set(engine.sequencer.held)
-        self.snapshots.set(engine.churn.pending)
+        self.snapshots.set(engine.pending_snapshots)
         self.learned.labels("sentiment").set(sum(engine.sentiment.learned.values()))
         self.learned.labels("churn").set(engine.churn.learned)
         for name, model in (("sentiment", engine.sentiment), ("churn", engine.churn)):

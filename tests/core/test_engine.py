@@ -228,21 +228,19 @@ def test_in_live_mode_the_wall_clock_fires_a_cart_when_all_input_is_silent():
 
 
 class ScriptedChurn:
-    """A churn model that answers a scripted sequence of probabilities (the engine's model interface)."""
+    """A churn model that answers a scripted probability per day of the customer's tenure (the interface the
+    customer stage scores with; published versions are copies, so the answer depends on the input alone)."""
 
-    version, learned, pending = "scripted", 10**6, 0
+    version, learned = "scripted", 10**6
 
-    def __init__(self, answers):
-        self.answers = list(answers)
+    def __init__(self, answers=None):
+        self.answers = answers or {}
 
     def predict(self, x):
-        return self.answers.pop(0)
+        return self.answers[round(x["tenure_days"])]
 
-    def snapshot(self, *args):
-        pass
-
-    def due(self, watermark):
-        return []
+    def learn(self, x, churned):
+        return False
 
 
 def test_churn_risk_fires_on_an_upward_crossing_with_hysteresis_and_cool_down():
@@ -255,7 +253,7 @@ def test_churn_risk_fires_on_an_upward_crossing_with_hysteresis_and_cool_down():
     probabilities = [0.2, 0.75, 0.8, 0.65, 0.5, 0.9, 0.5, 0.9]
     days = [0, 1, 2, 3, 4, 5, 40, 41]
     rules = Rules(churn_threshold=0.7, churn_rearm_below=0.6, churn_cooldown_days=30, churn_snapshot_every_days=1000)
-    engine = Engine(rules, Hasher(b"k"), lambda: FIXED_NOW, churn=ScriptedChurn(probabilities))
+    engine = Engine(rules, Hasher(b"k"), lambda: FIXED_NOW, churn=ScriptedChurn(dict(zip(days, probabilities))))
     out = run(engine, *[click(d * day, {"user_id": "u-churn"}, "page_view") for d in days])
     alerts = of(out, "triggers.churn_risk.v1")
     # day 1: crosses up; day 2: still above, no repeat; day 4: re-armed below 0.6; day 5: within the
@@ -277,14 +275,8 @@ def test_negative_emotion_fires_on_korean_text_and_says_which_language_it_read(e
 class RecencyChurn(ScriptedChurn):
     """Churn probability = days since the last purchase / 30 (capped): rises while a customer is quiet."""
 
-    def __init__(self):
-        self.snapshots = []
-
     def predict(self, x):
         return min(1.0, x["recency_days"] / 30)
-
-    def snapshot(self, customer_id, ts, x):
-        self.snapshots.append((customer_id, ts))
 
 
 def test_a_customer_who_goes_quiet_is_rescored_and_gets_churn_risk_without_any_event_of_their_own():
@@ -302,7 +294,7 @@ def test_a_customer_who_goes_quiet_is_rescored_and_gets_churn_risk_without_any_e
     [alert] = [a for a in of(out, "triggers.churn_risk.v1") if a.evidence.purchases == 1]
     assert alert.evidence.recency_days == 21 and alert.cause_event_ids[0].startswith("quiet:")
     quiet_id = alert.customer_id
-    assert [ts for cid, ts in churn.snapshots if cid == quiet_id][:4] == [
+    assert [ts for _, ts, _ in engine.stage_of(quiet_id).snapshots[quiet_id]][:4] == [
         int(engine.customers[quiet_id].first_seen) + k * 7 * day * 60_000 for k in range(4)]
     profile = [p for p in of(out, "profiles.v1") if p.customer_id == quiet_id][-1]
     assert profile.churn_probability == 1.0 and profile.recency_days >= 28

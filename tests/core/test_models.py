@@ -99,15 +99,17 @@ def test_churn_features_never_see_the_future():
     assert x["purchases"] == 1 and x["recency_days"] == 10
 
 
-def test_engine_churn_labels_wait_for_the_horizon():
+def test_engine_churn_labels_wait_for_the_horizon_and_are_learned_once_their_epoch_is_complete():
     from tests.helpers import make_engine, order, run
 
-    engine = make_engine(churn_horizon_days=1)
+    engine = make_engine(churn_horizon_days=1, model_epoch_hours=1)
     run(engine, order(0, {"user_id": "u1"}))
-    assert engine.churn.pending == 1 and engine.churn.learned == 0
+    assert engine.pending_snapshots == 1 and engine.churn.learned == 0
     run(engine, order(60 * 23, {"user_id": "u2"}))
     assert engine.churn.learned == 0  # 23 h later: label not known yet
-    run(engine, order(60 * 25 + 6, {"user_id": "u3"}))
+    run(engine, order(60 * 24 + 6, {"user_id": "u3"}))
+    assert engine.pending_snapshots == 2 and engine.churn.learned == 0  # due, but its epoch is not over
+    run(engine, order(60 * 25 + 6, {"user_id": "u4"}))
     assert engine.churn.learned == 1
 
 

@@ -1,0 +1,54 @@
+"""``cart_recovered``: the first purchase within the recovery window after a ``cart_abandoned`` trigger.
+
+State: the recent ``cart_abandoned`` triggers not yet recovered (``CustomerState.abandoned``). Checked
+after every purchase, every ``cart_abandoned`` that went out and every merge, whichever was read first.
+"""
+from __future__ import annotations
+
+from pipeline.core.profile import KEEP_ABANDONED, Abandoned, CustomerState
+from pipeline.core.records import to_dt
+from pipeline.core.triggers.base import Applied, Stage, TriggerType
+from pipeline.core.triggers.wording import duration, money, trigger_id
+from schemas.outbound import CartAbandoned, CartRecovered, CartRecoveredEvidence, Trigger
+
+NAME = "cart_recovered"
+
+
+def recover(stage: Stage, st: CustomerState) -> None:
+    """Recover (once) every abandoned cart that a purchase followed within the window."""
+    window = int(stage.rules.cart_recovery_window_s * 1000)
+    for ab in list(st.abandoned):
+        p = next((p for p in st.purchase_log if ab.at < p.ts <= ab.at + window), None)
+        if p is not None:
+            st.abandoned.remove(ab)
+            stage.emit(st, record(st, ab, p.ts, p.total, p.channel, p.event_id, stage), p.ts)
+
+
+def on_event(stage: Stage, st: CustomerState, applied: Applied) -> None:
+    if applied.purchase is not None:
+        recover(stage, st)
+
+
+def on_trigger(stage: Stage, st: CustomerState, trigger: Trigger, ts: int) -> None:
+    if isinstance(trigger, CartAbandoned):
+        ev = trigger.evidence
+        st.abandoned = (st.abandoned + [Abandoned(trigger.trigger_id, ts, ev.cart_value, ev.currency)])[-KEEP_ABANDONED:]
+        recover(stage, st)  # a purchase read before the watermark got here
+
+
+def record(st: CustomerState, ab: Abandoned, ts: int, total: float, channel: str, event_id: str,
+           stage: Stage) -> CartRecovered:
+    minutes = (ts - ab.at) / 60_000
+    return CartRecovered(
+        trigger_id=trigger_id(NAME, ab.trigger_id), customer_id=st.customer_id, occurred_at=to_dt(ts),
+        emitted_at=stage.now(), cause_event_ids=[event_id], contactable=st.contactable,
+        reason=f"A {channel} purchase of {money(total, st.currency)} came {duration(minutes * 60)} after the "
+               f"cart-abandoned alert for a cart worth {money(ab.value, ab.currency)}.",
+        evidence=CartRecoveredEvidence(
+            abandoned_trigger_id=ab.trigger_id, cart_value=round(ab.value, 2), recovered_value=round(total, 2),
+            currency=st.currency, minutes_after_trigger=round(minutes, 2), purchase_channel=channel,
+        ),
+    )
+
+
+TRIGGER = TriggerType(NAME, CartRecovered, on_event=on_event, on_trigger=on_trigger, after_merge=recover)

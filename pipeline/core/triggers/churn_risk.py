@@ -1,0 +1,48 @@
+"""``churn_risk``: the churn probability crossing the alert threshold upward.
+
+State: ``CustomerState.churn_armed`` (hysteresis: re-armed below ``churn_rearm_below``) and
+``churn_alerted_at`` (cooldown). Called on every churn score: an event of the customer, or a quiet
+period's re-score. Quiet until the model version in effect has learned ``churn_min_labels`` labels.
+"""
+from __future__ import annotations
+
+from pipeline.core.profile import DAY_MS, CustomerState
+from pipeline.core.records import to_dt
+from pipeline.core.triggers.base import Stage, TriggerType
+from pipeline.core.triggers.wording import plural, trigger_id
+from schemas.outbound import ChurnRisk, ChurnRiskEvidence
+
+NAME = "churn_risk"
+
+
+def on_churn(stage: Stage, st: CustomerState, p: float, ts: int, cause: str) -> None:
+    r = stage.rules
+    if p < r.churn_rearm_below:
+        st.churn_armed = True
+        return
+    model = stage.churn_model(ts)
+    cooled = st.churn_alerted_at is None or ts - st.churn_alerted_at >= r.churn_cooldown_days * DAY_MS
+    if p >= r.churn_threshold and st.churn_armed and model.learned >= r.churn_min_labels and cooled:
+        if stage.emit(st, record(st, p, ts, cause, model.version, stage), ts):
+            st.churn_armed, st.churn_alerted_at = False, ts
+
+
+def record(st: CustomerState, p: float, ts: int, cause: str, version: str, stage: Stage) -> ChurnRisk:
+    rules = stage.rules
+    recency = st.recency_days(ts)
+    since = f"the last purchase was {recency:.0f} days ago" if recency is not None else "no purchase yet"
+    return ChurnRisk(
+        trigger_id=trigger_id(NAME, cause), customer_id=st.customer_id, occurred_at=to_dt(ts),
+        emitted_at=stage.now(), cause_event_ids=[cause], contactable=st.contactable,
+        reason=f"Churn probability rose to {p:.0%} (alert at {rules.churn_threshold:.0%}); {since}, "
+               f"{plural(st.purchases, 'purchase')} in all.",
+        evidence=ChurnRiskEvidence(
+            churn_probability=round(p, 4), threshold=rules.churn_threshold,
+            recency_days=None if recency is None else round(recency, 2), purchases=st.purchases,
+            mean_interpurchase_days=None if (m := st.mean_interval_days()) is None else round(m, 2),
+            sentiment_avg=None if st.sentiment_avg is None else round(st.sentiment_avg, 4), model_version=version,
+        ),
+    )
+
+
+TRIGGER = TriggerType(NAME, ChurnRisk, on_churn=on_churn)
