@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +63,66 @@ class Handover:
     snapshots: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)  # (due, ts, features)
 
 
+# ---- what the stages say to each other when they run in different processes ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The watermark moved (every partition hears it: timers fire and labels are computed without events)."""
+
+    watermark: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """To the survivor's partition: fold ``merge.absorbed`` in when its partition hands it over."""
+
+    merge: Merge
+    watermark: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """To the absorbed customer's partition: hand it over to ``to`` (the survivor's partition)."""
+
+    merge: Merge
+    watermark: int | None
+    to: int
+
+
+@dataclass(slots=True)
+class HandedOver:
+    """A released customer, on its way to the survivor's partition."""
+
+    merge: Merge
+    handover: Handover
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    customer_id: str
+    kinds: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """New churn model versions, by the epoch they take effect from."""
+
+    versions: dict[int, ChurnModel]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelReport:
+    """To the learner: a partition's new labels, and the epoch it is complete through."""
+
+    partition: int
+    through: int
+    labels: list[Label]
+
+
+Message = Routed | Tick | Expect | Release | HandedOver | Recount | Publish
+
+
 class CustomerStage:
     """One partition's customers and the logic that moves them (see the module docstring)."""
 
@@ -81,6 +141,12 @@ class CustomerStage:
         self.stats: Counter[str] = Counter()
         self._labels: list[Label] = []  # computed, not reported yet
         self._out: list[Emit] = []
+        self._sent: list[tuple[int | None, object]] = []  # messages for other partitions (None: the learner)
+        self._inbox: deque[Message] = deque()  # waiting for a model version
+        self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
+        self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
+        self._arrived: dict[tuple[str, str], HandedOver] = {}  # (survivor, absorbed) -> hand-over before its Expect
+        self._deferred: dict[str, list[tuple[int, str, int]]] = {}  # waiting survivor -> its labels now due
         self._dirty: dict[str, None] = {}  # customers whose profile is due
         self._changed: dict[str, None] = {}  # customers whose state entry is due (released ones: deleted)
         self._window_ms = int(rules.cart_abandon_window_s * 1000)
@@ -121,6 +187,9 @@ class CustomerStage:
         self.watermark = watermark
         while self._due and self._due[0][0] <= watermark:
             due, cid, ts = heapq.heappop(self._due)
+            if cid in self._waiting:  # its purchases are not all here yet: labelled after the fold
+                self._deferred.setdefault(cid, []).append((due, cid, ts))
+                continue
             st = self.customers.get(cid)
             if st is not None:
                 x = next(x for d, t, x in self.snapshots[cid] if (d, t) == (due, ts))
@@ -133,17 +202,25 @@ class CustomerStage:
         if self.watermark is None:
             return None
         through = self.versions.epoch(self.watermark) - 1
+        for deferred in self._deferred.values():
+            through = min(through, min(self.versions.epoch(d) for d, _, _ in deferred) - 1)
+        for expect in self._waiting.values():  # snapshots on their way with a hand-over are due after its merge
+            if expect.watermark is not None:
+                through = min(through, self.versions.epoch(expect.watermark) - 1)
         if through == self.through and not self._labels:
             return None
         self.through, labels, self._labels = through, self._labels, []
         return through, labels
 
     def fire_due(self) -> None:
-        """Fire every timer the watermark has passed, earliest first (a re-score schedules the next one)."""
+        """Fire every timer the watermark has passed, earliest first (a re-score schedules the next one);
+        none before the model version of the watermark's epoch is published."""
+        if self.watermark is None or self.versions.at(self.watermark) is None:
+            return
         while (due := self.timers.next_due(self.watermark)) is not None:
             at, kind, cid = due
             st = self.customers.get(cid)
-            if st is None:
+            if st is None or cid in self._waiting:  # a waiting survivor's timers are set again by the fold
                 continue
             if kind == CHURN:
                 if st.scored_at is not None:
@@ -281,9 +358,88 @@ class CustomerStage:
         for t in REGISTRY:
             if t.after_merge is not None:
                 t.after_merge(self, survivor)
-        if survivor.scored_at is not None:
-            self.timers.schedule(CHURN, survivor.customer_id, survivor.scored_at + self._snapshot_ms)
+        self._schedule_all(survivor)
         self._dirty[m.survivor] = None
+
+    def _schedule_all(self, st: CustomerState) -> None:
+        """Every timer of the customer, from its state (after a restore or a fold)."""
+        for t in REGISTRY:
+            if t.timer_at is not None and (at := t.timer_at(self, st)) is not None:
+                self.timers.schedule(t.name, st.customer_id, at)
+        if st.scored_at is not None:
+            self.timers.schedule(CHURN, st.customer_id, st.scored_at + self._snapshot_ms)
+
+    # ---- messages, when the stages run in different processes -------------------------------------
+
+    def receive(self, msg: Message) -> None:
+        """Take one message from the global stage or another partition, in the order they were sent to this
+        partition. Model versions and hand-overs take effect at once; anything else waits, in order, for
+        the model version its event time needs, and a survivor's messages wait for its hand-over."""
+        if isinstance(msg, Publish):
+            self.versions.publish(msg.versions)
+        elif isinstance(msg, HandedOver):
+            self._arrived[(msg.merge.survivor, msg.merge.absorbed)] = msg
+            expect = self._waiting.get(msg.merge.survivor)
+            if expect is not None and expect.merge.absorbed == msg.merge.absorbed:
+                self._complete(msg.merge.survivor)
+        else:
+            self._inbox.append(msg)
+        while self._inbox:
+            msg = self._inbox[0]
+            wm = None if isinstance(msg, (Recount, HandedOver, Publish)) else msg.watermark
+            self.observe(wm)
+            self._report()
+            needed = max((t for t in (wm, msg.event.ts if isinstance(msg, Routed) else None) if t is not None),
+                         default=None)
+            if needed is not None and self.versions.at(needed) is None:
+                return  # the learner has not published the version this needs yet
+            self._inbox.popleft()
+            self._deliver(msg)
+
+    def take_sent(self) -> list[tuple[int | None, object]]:
+        """Messages for other partitions (hand-overs) and for the learner (label reports, partition None)."""
+        sent, self._sent = self._sent, []
+        return sent
+
+    def _report(self) -> None:
+        report = self.take_labels()
+        if report is not None:
+            self._sent.append((None, LabelReport(self.partition, *report)))
+
+    def _deliver(self, msg: Message) -> None:
+        target = (msg.customer_id if isinstance(msg, (Routed, Recount)) else msg.merge.survivor
+                  if isinstance(msg, Expect) else msg.merge.absorbed if isinstance(msg, Release) else None)
+        if target is not None and target in self._waiting:
+            self._parked.setdefault(target, []).append(msg)
+            return
+        if isinstance(msg, Routed):
+            self.apply(msg)
+        elif isinstance(msg, Tick):
+            self.advance(msg.watermark)
+        elif isinstance(msg, Recount):
+            self.recount(msg.customer_id, msg.kinds)
+        elif isinstance(msg, Release):
+            self._sent.append((msg.to, HandedOver(msg.merge, self.release(msg.merge.absorbed, msg.watermark))))
+        elif isinstance(msg, Expect):
+            self.advance(msg.watermark)
+            self._waiting[msg.merge.survivor] = msg
+            if (msg.merge.survivor, msg.merge.absorbed) in self._arrived:
+                self._complete(msg.merge.survivor)
+
+    def _complete(self, survivor: str) -> None:
+        """The hand-over a survivor waited for is here. Its time is replayed from the merge on: fold, then its
+        parked messages each at its own watermark (timers and labels of the survivor in between), then on
+        to where the partition is."""
+        expect = self._waiting.pop(survivor)
+        arrived = self._arrived.pop((survivor, expect.merge.absorbed))
+        now, self.watermark = self.watermark, expect.watermark
+        self.fold(expect.merge, arrived.handover, expect.watermark)
+        for entry in self._deferred.pop(survivor, []):
+            heapq.heappush(self._due, entry)
+        for msg in self._parked.pop(survivor, []):
+            self._deliver(msg)
+        if now is not None and (self.watermark is None or now > self.watermark):
+            self.advance(now)
 
     # ---- outputs and persistence -----------------------------------------------------------------
 
@@ -294,7 +450,7 @@ class CustomerStage:
         for cid in self._dirty:
             st = self.customers[cid]
             as_of = max(st.last_seen, st.scored_at or st.last_seen)
-            version = self.churn_model(as_of).version
+            version = self.churn_model(st.scored_at or as_of).version  # the version of its churn score
             out.append(Emit("profiles.v1", cid, st.to_profile(as_of, dict(self.kinds.get(cid, {})), version)))
         self._dirty.clear()
         return out
@@ -325,8 +481,4 @@ class CustomerStage:
             elif name == f"p/{self.partition}":
                 self.watermark, self.through = value  # type: ignore[misc]
         for st in self.customers.values():
-            for t in REGISTRY:
-                if t.timer_at is not None and (at := t.timer_at(self, st)) is not None:
-                    self.timers.schedule(t.name, st.customer_id, at)
-            if st.scored_at is not None:
-                self.timers.schedule(CHURN, st.customer_id, st.scored_at + self._snapshot_ms)
+            self._schedule_all(st)

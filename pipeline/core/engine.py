@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from pipeline.core.clock import Watermark
-from pipeline.core.customers import TRIGGER_TOPICS, CustomerStage, Routed, partition_of
+from pipeline.core.customers import (
+    TRIGGER_TOPICS, CustomerStage, Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick, partition_of,
+)
 from pipeline.core.dedup import Dedup
 from pipeline.core.identity import Block, IdentityGraph, Merge
 from pipeline.core.ingest import Ingest
@@ -46,7 +48,9 @@ class Engine:
     """All processing state of one worker (or one replay) and the logic that moves it."""
 
     def __init__(self, rules: Rules, hasher: Hasher, now: Callable[[], datetime],
-                 sentiment: SentimentModel | None = None, churn: ChurnModel | None = None) -> None:
+                 sentiment: SentimentModel | None = None, churn: ChurnModel | None = None, local: bool = True) -> None:
+        """``local``: run the customer stages here; else ``take_messages`` gives what to send to them, and
+        ``report`` takes their label reports."""
         self.rules = rules
         self.now = now
         self.ingest = Ingest(rules, hasher)
@@ -61,10 +65,13 @@ class Engine:
         self.learner = ChurnLearner(churn or ChurnModel(int(rules.churn_horizon_days * DAY_MS),
                                                         warmup=rules.churn_min_labels), n, epoch_ms)
         self.versions = Versions(epoch_ms)
-        self.partitions = [CustomerStage(rules, now, self.versions, p, n) for p in range(n)]
+        self.n_partitions = n
+        self.partitions = [CustomerStage(rules, now, self.versions, p, n) for p in range(n)] if local else []
+        self._messages: list[tuple[int, Message]] = []  # for customer partitions in other processes
         self._stats: Counter[str] = Counter()
         self.applied: dict[Source, int] = {}  # source partition -> last offset read (worker)
         self._epoch: int | None = None  # epoch of the watermark the partitions were last told
+        self._ticked: int | None = None  # the watermark remote partitions were last told
         self._out: list[Emit] = []  # outputs of the global stages in the batch in progress
 
     # ---- views over the stages -------------------------------------------------------------------
@@ -91,7 +98,26 @@ class Engine:
         return out
 
     def stage_of(self, customer_id: str) -> CustomerStage:
-        return self.partitions[partition_of(customer_id, len(self.partitions))]
+        return self.partitions[partition_of(customer_id, self.n_partitions)]
+
+    def take_messages(self) -> list[tuple[int, Message]]:
+        """What to deliver to customer partitions in other processes, in order (``local=False``)."""
+        out, self._messages = self._messages, []
+        return out
+
+    def report(self, r: LabelReport) -> None:
+        """A customer partition's labels: the learner publishes the model versions they complete."""
+        self._publish(self.learner.report(r.partition, r.through, r.labels))
+
+    def _publish(self, versions: dict) -> None:
+        if not versions:
+            return
+        self.versions.publish(versions)
+        if not self.partitions:
+            self._messages += [(p, Publish(versions)) for p in range(self.n_partitions)]
+
+    def _send(self, customer_id: str, msg: Message) -> None:
+        self._messages.append((partition_of(customer_id, self.n_partitions), msg))
 
     # ---- driver entry points ---------------------------------------------------------------------
 
@@ -190,7 +216,11 @@ class Engine:
             if rating is not None and self.sentiment.learn(ev.body.text, stars_to_label(rating), scored):
                 self._stats["drift:sentiment"] += 1
         cid = res.customer_id
-        self.stage_of(cid).apply(Routed(cid, ev, self.watermark.current, self._kinds(cid), scored, version))
+        routed = Routed(cid, ev, self.watermark.current, self._kinds(cid), scored, version)
+        if self.partitions:
+            self.stage_of(cid).apply(routed)
+        else:
+            self._send(cid, routed)
 
     def _kinds(self, customer_id: str) -> dict[str, int]:
         return dict(Counter(i.kind for i in self.identity.members.get(customer_id, ())))
@@ -206,18 +236,23 @@ class Engine:
         if not force and epoch == self._epoch:
             return
         if self.learner.learned_through is None:  # the first watermark, or restored without a model checkpoint
-            self.versions.publish(self.learner.start(wm))
+            self._publish(self.learner.start(wm))
             for stage in self.partitions:
                 stage.through = None  # report again to this learner
+        if not self.partitions:
+            if epoch != self._epoch or (force and wm != self._ticked):
+                self._messages += [(p, Tick(wm)) for p in range(self.n_partitions)]
+                self._ticked = wm
+            self._epoch = epoch
+            return
         self._epoch = epoch
         for stage in self.partitions:
             stage.observe(wm)
             report = stage.take_labels()
             if report is not None:
-                self.versions.publish(self.learner.report(stage.partition, *report))
+                self.report(LabelReport(stage.partition, *report))
         for stage in self.partitions:
             stage.fire_due()
-        self.versions.forget_before(epoch - 1)
         self._stats["churn_labels"] = self.learner.model.learned
         self._stats["churn_labels_dropped"] = self.learner.dropped
 
@@ -225,7 +260,11 @@ class Engine:
         """Record an identifier found shared (hashed, with the reason); its former customer's profile changes."""
         self._stats[f"identifiers_blocked:{b.reason.partition(':')[0]}"] += 1
         if b.detached_from is not None:
-            self.stage_of(b.detached_from).recount(b.detached_from, self._kinds(b.detached_from))
+            kinds = self._kinds(b.detached_from)
+            if self.partitions:
+                self.stage_of(b.detached_from).recount(b.detached_from, kinds)
+            else:
+                self._send(b.detached_from, Recount(b.detached_from, kinds))
         why = ("it was seen with a second user_id" if b.reason == "several_user_ids" else
                f"with it one customer would hold more {b.reason.partition(':')[2]} values than one person has")
         self._out.append(Emit("identity.blocked.v1", b.ident.key, IdentifierBlocked(
@@ -248,7 +287,11 @@ class Engine:
         """Hand the absorbed customer over to the survivor's partition; record the merge."""
         self._stats["merges"] += 1
         wm = self.watermark.current
-        self.stage_of(m.survivor).fold(m, self.stage_of(m.absorbed).release(m.absorbed, wm), wm)
+        if self.partitions:
+            self.stage_of(m.survivor).fold(m, self.stage_of(m.absorbed).release(m.absorbed, wm), wm)
+        else:
+            self._send(m.survivor, Expect(m, wm))
+            self._send(m.absorbed, Release(m, wm, partition_of(m.survivor, self.n_partitions)))
         merge_id = hashlib.sha256(f"merge|{m.absorbed}|{m.survivor}".encode()).hexdigest()[:32]
         self._out.append(Emit("identity.merges.v1", m.survivor, IdentityMerge(
             merge_id=merge_id, surviving_customer_id=m.survivor, absorbed_customer_id=m.absorbed,

@@ -49,9 +49,21 @@ class Label:
         return self.due, self.customer_id, self.ts
 
 
+#: Versions kept per partition (epochs): scores of older event times (far out of order) use the oldest kept.
+KEEP_EPOCHS = 400
+
+
 def frozen_copy(model: ChurnModel) -> ChurnModel:
-    """A copy that later learning cannot change (a published version)."""
-    return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    """A copy that later learning cannot change (a published version); it only predicts, so it carries no
+    prequential monitor."""
+    monitor = getattr(model, "monitor", None)
+    if monitor is None:
+        return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    model.monitor = None
+    try:
+        return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        model.monitor = monitor
 
 
 class Versions:
@@ -75,12 +87,10 @@ class Versions:
 
     def publish(self, published: dict[int, ChurnModel]) -> None:
         self.by_epoch.update(published)
-
-    def forget_before(self, epoch: int) -> None:
-        """Drop versions no longer needed (every epoch before ``epoch``, but the newest of them)."""
-        older = sorted(e for e in self.by_epoch if e < epoch)
-        for e in older[:-1]:
-            del self.by_epoch[e]
+        if published:
+            newest = max(self.by_epoch)
+            for e in [e for e in self.by_epoch if e <= newest - KEEP_EPOCHS]:
+                del self.by_epoch[e]
 
 
 class ChurnLearner:

@@ -52,3 +52,77 @@ def test_every_output_is_the_same_on_any_number_of_customer_partitions(traffic, 
     shares = [len(p.customers) for p in engine.partitions]
     assert all(shares) and all(partition_of(c, partitions) == n for n, p in enumerate(engine.partitions)
                                for c in p.customers)
+
+
+# ---- the same, with the customer partitions in other processes: messages in transit ------------------
+
+def _final(emits):
+    """Every record but profiles (as multisets per topic), and the last profile of each live customer."""
+    streams: dict[str, list[bytes]] = {}
+    profiles: dict[str, object] = {}
+    gone: set[str] = set()
+    for e in emits:
+        if e.topic == "profiles.v1":
+            if e.value is None:
+                gone.add(e.key)
+            else:
+                profiles[e.key] = e.value.model_dump(mode="json")
+            continue
+        value = None if e.value is None else e.value.model_dump(mode="json")
+        streams.setdefault(e.topic, []).append(orjson.dumps([e.key, value], option=orjson.OPT_SORT_KEYS))
+    return {t: sorted(v) for t, v in streams.items()}, {k: v for k, v in profiles.items() if k not in gone}
+
+
+def remote(records, partitions: int, rng):
+    """The global stage and the customer partitions as separate processes would run them: each partition
+    reads its own queue in order, at its own pace; hand-overs and label reports arrive whenever."""
+    from pipeline.core.customers import CustomerStage, LabelReport
+    from pipeline.core.engine import Engine
+    from pipeline.core.pii import Hasher
+    from pipeline.core.rules import Rules
+    from pipeline.core.versions import Versions
+    from tests.helpers import FIXED_NOW
+
+    rules = Rules(customer_partitions=partitions, **RULES)
+    engine = Engine(rules, Hasher(b"test-key"), lambda: FIXED_NOW, local=False)
+    assert engine.partitions == []
+    stages = [CustomerStage(rules, lambda: FIXED_NOW, Versions(engine.versions.epoch_ms), p, partitions)
+              for p in range(partitions)]
+    queues: list[list] = [[] for _ in range(partitions)]  # each partition's input, in order
+    reports: list[LabelReport] = []
+    out, pos = [], 0
+    while pos < len(records) or any(queues) or reports:
+        step = rng.random()
+        if step < 0.3 and pos < len(records):
+            n = rng.randint(1, 400)
+            out += engine.process_batch(records[pos:pos + n])
+            pos += n
+            if pos >= len(records):
+                out += engine.close_input()
+        elif step < 0.45 and reports:
+            engine.report(reports.pop(0))
+        else:
+            p = rng.randrange(partitions)
+            n = rng.randint(1, 50)
+            taken, queues[p] = queues[p][:n], queues[p][n:]
+            for msg in taken:
+                stages[p].receive(msg)
+            for target, msg in stages[p].take_sent():
+                (reports if target is None else queues[target]).append(msg)
+            if rng.random() < 0.3:
+                out += stages[p].end_batch()
+        for p, msg in engine.take_messages():
+            queues[p].append(msg)
+    for stage in stages:
+        out += stage.end_batch()
+    return out
+
+
+@pytest.mark.parametrize("partitions, seed", [(1, 0), (4, 1), (8, 2)])
+def test_partitions_in_other_processes_give_the_same_outputs(traffic, partitions, seed):
+    import random
+
+    records, _ = traffic
+    engine = make_engine(**RULES)
+    expected = _final(engine.process_batch(records) + engine.close_input())
+    assert _final(remote(records, partitions, random.Random(seed))) == expected
