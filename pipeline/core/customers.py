@@ -121,6 +121,8 @@ class LabelReport:
 
 
 Message = Routed | Tick | Expect | Release | HandedOver | Recount | Publish
+#: A partition's own entry: its clock, its input position, and what still waits (small: a hand-over's round trip).
+_PENDING = ("watermark", "through", "offset", "_inbox", "_waiting", "_parked", "_arrived", "_deferred", "_labels")
 
 
 class CustomerStage:
@@ -138,6 +140,8 @@ class CustomerStage:
         self.policy = Policy(rules)
         self.watermark: int | None = None
         self.through: int | None = None  # labels complete through this epoch (reported)
+        self.offset = -1  # the last message applied from this partition's input (a driver's)
+        self._published = False  # versions came by message since the last ``take_changes`` (theirs to keep)
         self.stats: Counter[str] = Counter()
         self._labels: list[Label] = []  # computed, not reported yet
         self._out: list[Emit] = []
@@ -247,7 +251,7 @@ class CustomerStage:
         if not st.first_time(ev.event_id):
             self.stats["duplicates"] += 1
             return
-        self.stats["events"] += 1
+        self.stats[f"events:{ev.topic}"] += 1
         applied = self._state(st, ev, r)
         for t in REGISTRY:
             if t.on_event is not None:
@@ -335,6 +339,7 @@ class CustomerStage:
         self.kinds.pop(customer_id, None)
         if state is not None:
             self._changed[customer_id] = None
+            self._out.append(Emit("profiles.v1", customer_id, None))  # after its last profile: compaction forgets it
         return Handover(state, self.snapshots.pop(customer_id, []))
 
     def recount(self, customer_id: str, kinds: dict[str, int]) -> None:
@@ -371,12 +376,19 @@ class CustomerStage:
 
     # ---- messages, when the stages run in different processes -------------------------------------
 
-    def receive(self, msg: Message) -> None:
+    def receive(self, msg: Message, offset: int | None = None) -> None:
         """Take one message from the global stage or another partition, in the order they were sent to this
-        partition. Model versions and hand-overs take effect at once; anything else waits, in order, for
-        the model version its event time needs, and a survivor's messages wait for its hand-over."""
+        partition (read at ``offset``: one at or below the last is a re-delivery, skipped). Model versions and
+        hand-overs take effect at once; anything else waits, in order, for the model version its event time
+        needs, and a survivor's messages wait for its hand-over."""
+        if offset is not None:
+            if offset <= self.offset:
+                self.stats["redelivered"] += 1
+                return
+            self.offset = offset
         if isinstance(msg, Publish):
             self.versions.publish(msg.versions)
+            self._published = True
         elif isinstance(msg, HandedOver):
             self._arrived[(msg.merge.survivor, msg.merge.absorbed)] = msg
             expect = self._waiting.get(msg.merge.survivor)
@@ -457,13 +469,15 @@ class CustomerStage:
 
     def take_changes(self) -> dict[str, object | None]:
         """Changed entries: ``c/<customer>`` -> (state, pending snapshots, identifier counts), None once
-        released; ``p/<partition>`` -> (watermark, labels complete through)."""
+        released; ``p/<partition>`` -> the partition's clock, position and messages still waiting."""
         out: dict[str, object | None] = {}
         for cid in self._changed:
             st = self.customers.get(cid)
             out[f"c/{cid}"] = None if st is None else (st, self.snapshots.get(cid, []), self.kinds.get(cid, {}))
         self._changed.clear()
-        out[f"p/{self.partition}"] = (self.watermark, self.through)
+        out[f"p/{self.partition}"] = {k: getattr(self, k) for k in _PENDING}
+        if self._published:
+            out[f"v/{self.partition}"], self._published = dict(self.versions.by_epoch), False
         return out
 
     @property
@@ -479,6 +493,9 @@ class CustomerStage:
                 for snap in snaps:
                     self._snapshot(name[2:], snap)
             elif name == f"p/{self.partition}":
-                self.watermark, self.through = value  # type: ignore[misc]
+                for k, v in value.items():  # type: ignore[attr-defined]
+                    setattr(self, k, v)
+            elif name == f"v/{self.partition}":
+                self.versions.by_epoch = dict(value)  # type: ignore[call-overload]
         for st in self.customers.values():
             self._schedule_all(st)

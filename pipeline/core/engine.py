@@ -144,7 +144,7 @@ class Engine:
         if not self.seen.add(ev.event_id):
             self._stats["duplicates"] += 1
             return
-        self._stats[f"events:{ev.topic}"] += 1
+        self._stats[f"ordered:{ev.topic}"] += 1
         if self.sequencer.behind(ev):
             self._stats["out_of_order"] += 1
         self.sequencer.push(ev, source)
@@ -298,7 +298,6 @@ class Engine:
             linking_identifier=LinkingIdentifier(kind=m.link.kind, hash=m.link.hash), occurred_at=to_dt(m.ts),
             event_id=m.event_id,
         )))
-        self._out.append(Emit("profiles.v1", m.absorbed, None))  # compaction forgets the absorbed id
 
     # ---- persistence ----------------------------------------------------------------------------
 

@@ -1,15 +1,27 @@
-"""Serialisation at the edges: engine outputs to bytes, and the engine a driver runs."""
+"""Serialisation at the edges: engine outputs to bytes, the records between stages, and the engine a
+driver runs.
+
+Between stages (internal topics), plain values travel as JSON; customer state and model versions in a
+hand-over or a publication travel pickled (they are state, like the changelog's entries).
+"""
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
 
+from pipeline.core.customers import (
+    Expect, HandedOver, LabelReport, Message, Publish, Recount, Release, Routed, Tick,
+)
 from pipeline.core.engine import Engine
+from pipeline.core.identity import Merge
+from pipeline.core.models.sentiment import Scored
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, Event, Identifier
+from pipeline.core.versions import Label
 from pipeline.ops.settings import Settings
 from schemas.inbound import INBOUND
 
@@ -18,9 +30,9 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock) -> Engine:
-    """The engine every driver runs."""
-    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now)
+def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock, local: bool = True) -> Engine:
+    """The engine every driver runs (``local=False``: its customer partitions run elsewhere)."""
+    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now, local=local)
 
 
 def value_bytes(emit: Emit) -> bytes | None:
@@ -50,10 +62,18 @@ class Progress:
     reader: str
 
 
+def _event(ev: Event) -> dict:
+    return {"t": ev.topic, "ts": ev.ts, "ids": [(i.kind, i.hash) for i in ev.identifiers],
+            "b": ev.body.model_dump(mode="json", exclude_none=True)}
+
+
+def _event_from(d: dict) -> Event:
+    return Event(d["t"], d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), INBOUND[d["t"]].model_validate(d["b"]))
+
+
 def event_bytes(ev: Event, source: tuple[str, int], offset: int) -> bytes:
     """A decoded, pseudonymised event for the internal events topic, with where it was read."""
-    return orjson.dumps({"s": source, "o": offset, "ts": ev.ts, "ids": [(i.kind, i.hash) for i in ev.identifiers],
-                         "b": ev.body.model_dump(mode="json", exclude_none=True)})
+    return orjson.dumps({"s": source, "o": offset, **_event(ev)})
 
 
 def progress_bytes(p: Progress) -> bytes:
@@ -61,11 +81,64 @@ def progress_bytes(p: Progress) -> bytes:
                          "by": p.reader})
 
 
-def internal_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int] | Progress:
-    """A record of the internal events topic: an event with where it was read, or a progress marker."""
+def report_bytes(r: LabelReport) -> bytes:
+    return orjson.dumps({"labels": [(lb.due, lb.customer_id, lb.ts, lb.x, lb.churned) for lb in r.labels],
+                         "p": r.partition, "through": r.through})
+
+
+def internal_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int] | Progress | LabelReport:
+    """A record of the internal events topic: an event with where it was read, a progress marker, or a
+    customer partition's label report."""
     d = orjson.loads(data)
     if "caught_up" in d:
         return Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["as_of"], d["pos"], d["by"])
+    if "labels" in d:
+        return LabelReport(d["p"], d["through"], [Label(*lb) for lb in d["labels"]])
     topic, partition = d["s"]
-    body = INBOUND[topic].model_validate(d["b"])
-    return Event(topic, d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), body), (topic, partition), d["o"]
+    return _event_from(d), (topic, partition), d["o"]
+
+
+# ---- the customers topic: what the global stage and other partitions send a customer partition ------
+
+def _merge(m: Merge) -> list:
+    return [m.survivor, m.absorbed, m.link.kind, m.link.hash, m.ts, m.event_id]
+
+
+def _merge_from(v: list) -> Merge:
+    return Merge(v[0], v[1], Identifier(v[2], v[3]), v[4], v[5])
+
+
+def message_bytes(msg: Message) -> bytes:
+    if isinstance(msg, Routed):
+        s = msg.scored
+        return orjson.dumps({"k": "r", "c": msg.customer_id, "e": _event(msg.event), "w": msg.watermark,
+                             "n": msg.kinds, "v": msg.sentiment_version,
+                             "s": None if s is None else [s.label, s.score, s.confidence, s.language, s.proba]})
+    if isinstance(msg, Tick):
+        return orjson.dumps({"k": "t", "w": msg.watermark})
+    if isinstance(msg, Expect):
+        return orjson.dumps({"k": "x", "m": _merge(msg.merge), "w": msg.watermark})
+    if isinstance(msg, Release):
+        return orjson.dumps({"k": "rel", "m": _merge(msg.merge), "w": msg.watermark, "to": msg.to})
+    if isinstance(msg, Recount):
+        return orjson.dumps({"k": "n", "c": msg.customer_id, "n": msg.kinds})
+    if isinstance(msg, (HandedOver, Publish)):
+        return b"P" + pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+    raise TypeError(f"not a message for a customer partition: {type(msg).__name__}")
+
+
+def message_from_bytes(data: bytes) -> Message:
+    if data[:1] == b"P":
+        return pickle.loads(data[1:])  # type: ignore[no-any-return]
+    d = orjson.loads(data)
+    kind = d["k"]
+    if kind == "r":
+        s = d["s"]
+        return Routed(d["c"], _event_from(d["e"]), d["w"], d["n"], None if s is None else Scored(*s), d["v"])
+    if kind == "t":
+        return Tick(d["w"])
+    if kind == "x":
+        return Expect(_merge_from(d["m"]), d["w"])
+    if kind == "rel":
+        return Release(_merge_from(d["m"]), d["w"], d["to"])
+    return Recount(d["c"], d["n"])

@@ -26,10 +26,15 @@ class Publisher:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        """Queue one record (to ``partition``, or where the key hashes)."""
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                if partition is None:
+                    self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                else:
+                    self._producer.produce(topic, value=value, key=key, partition=partition,
+                                           on_delivery=self._delivered)
                 return
             except BufferError:  # local queue full: let it drain
                 self._producer.poll(0.1)

@@ -1,17 +1,23 @@
-"""``rapport worker``: two Faust agents around the one core.
+"""``rapport worker``: three Faust agents around the core's stages; every worker runs all three, and
+Kafka's consumer group spreads the partitions of each topic over the workers.
 
 1. *ingest* reads the inbound topics (every worker takes a share of their partitions): decode,
    validate, pseudonymise; dead letters to ``dlq.v1``; valid events, with the partition they came
    from, to the internal single-partition topic ``rapport.events.v1``. After each batch, and while
    its stream is quiet, it adds a progress marker: which of its partitions are read to their end
-   (the consumer's fetch high watermark), and when. The engine's sequencer needs the markers to
-   move a quiet partition's share of the event-time order on.
-2. *engine* reads ``rapport.events.v1``: one worker at a time holds it and sees every event, so
-   identity and profiles are global. It restores its state from the ``rapport.state.v1`` changelog
-   when it gets the partition, and writes the entries each batch changed.
+   (the consumer's fetch high watermark), and when. The sequencer needs the markers to move a quiet
+   partition's share of the event-time order on.
+2. *global* reads ``rapport.events.v1`` (one worker at a time holds it): the canonical order,
+   identity, text scores and the churn learner. It sends each event to its customer's partition of
+   ``rapport.customers.v1``, with merges, watermark ticks and model versions. Its state is the
+   ``rapport.state.v1`` changelog.
+3. *customers* reads ``rapport.customers.v1``: each worker holds a share of its partitions, and with
+   them a share of the customers (state, timers, triggers, profiles), restored from the partition of
+   the same number of ``rapport.customer-state.v1``. Hand-overs of merged customers go to the
+   survivor's partition; label reports go back to the global stage.
 
 Outputs and state are produced with confluent-kafka and flushed before Faust acknowledges the
-batch: at-least-once; trigger ids are deterministic and re-read events are not applied twice.
+batch: at-least-once; trigger ids are deterministic and re-read records are not applied twice.
 """
 from __future__ import annotations
 
@@ -26,17 +32,22 @@ from collections.abc import Callable
 
 import faust
 
+from pipeline.core.customers import CustomerStage, LabelReport
 from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, RawRecord
+from pipeline.core.versions import Versions
 from pipeline.drivers import faust_transport
-from pipeline.drivers.codec import Progress, build_engine, event_bytes, internal_from_bytes, progress_bytes
+from pipeline.drivers.codec import (
+    Progress, build_engine, event_bytes, internal_from_bytes, message_bytes, message_from_bytes, progress_bytes,
+    report_bytes, wall_clock,
+)
 from pipeline.drivers.kafka_io import CommittedOffsets, Publisher
 from pipeline.ops.metrics import Metrics
 from pipeline.ops.settings import Settings
 from pipeline.ops.statestore import StateStore
-from pipeline.ops.topics import EVENTS_TOPIC, STATE_TOPIC, partitions_of
+from pipeline.ops.topics import CUSTOMER_STATE_TOPIC, CUSTOMERS_TOPIC, EVENTS_TOPIC, STATE_TOPIC, partitions_of
 from schemas.inbound import INBOUND
 
 log = logging.getLogger(__name__)
@@ -128,10 +139,12 @@ class IngestStage:
 
 
 class EngineStage:
-    """Holds the engine while this worker owns ``rapport.events.v1``; feeds it batches and idle ticks."""
+    """Holds the global stage while this worker owns ``rapport.events.v1``; feeds it batches and idle ticks,
+    and sends what it routes to the customer partitions."""
 
     def __init__(self, settings: Settings, publisher: Publisher, store: StateStore, metrics: Metrics) -> None:
         self.settings, self.publisher, self.store, self.metrics = settings, publisher, store, metrics
+        self.customers_topic = settings.topic(CUSTOMERS_TOPIC)
         self.engine: Engine | None = None
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()
@@ -146,14 +159,16 @@ class EngineStage:
     def _restore(self) -> Engine:
         started = time.monotonic()
         entries = self.store.read_all()
-        engine = build_engine(self.settings)
+        n = len(partitions_of(self.settings, [CUSTOMERS_TOPIC]))
+        engine = build_engine(self.settings.model_copy(update={"customer_partitions": n}), local=False)
         engine.restore(entries)
         sources = partitions_of(self.settings, list(INBOUND))
         engine.assign(sources)
         now = time.monotonic()
         self._heard = dict.fromkeys(sources, now)
-        log.info("engine state restored: %d entries, %d customers, in %.1fs", len(entries), len(engine.customers),
-                 now - started)
+        self.metrics.restored("global", now - started)
+        log.info("global state restored: %d entries, %d identifiers, %d customer partitions, in %.1fs", len(entries),
+                 len(engine.identity.owner), n, now - started)
         return engine
 
     async def drop(self) -> None:
@@ -173,6 +188,8 @@ class EngineStage:
                 item = internal_from_bytes(data)
                 if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
                     engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.positions)
+                elif isinstance(item, LabelReport):
+                    engine.report(item)
                 else:
                     ev, source, offset = item
                     self._heard[source] = self.last_input = now
@@ -201,18 +218,79 @@ class EngineStage:
             started = time.perf_counter()
             emits = step(engine)
             self.publisher.send_emits(emits)
+            for partition, msg in engine.take_messages():
+                self.publisher.send(self.customers_topic, None, message_bytes(msg), partition)
             self.store.write(engine.take_changes())
             if time.monotonic() - self.last_checkpoint >= self.settings.model_checkpoint_s:
                 self.store.write(engine.models())
                 self.last_checkpoint = time.monotonic()
             await _flush(self.publisher, self.store.publisher)
-            self.metrics.count("engine", engine.stats)
+            self.metrics.count("global", engine.stats)
             self.metrics.outputs(emits, self.publisher.prefix)
-            self.metrics.engine(engine)
-            self.metrics.batch("engine", n, time.perf_counter() - started)
+            self.metrics.global_stage(engine)
+            self.metrics.batch("global", n, time.perf_counter() - started)
 
 
-def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, metrics: Metrics) -> faust.App:
+class CustomerStages:
+    """The customer partitions this worker holds: each restored from its changelog partition when it is first
+    read, fed its messages in order, and forgotten when the partition goes to another worker."""
+
+    def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics) -> None:
+        self.settings, self.publisher, self.metrics = settings, publisher, metrics
+        self.customers_topic = settings.topic(CUSTOMERS_TOPIC)
+        self.events_topic = settings.topic(EVENTS_TOPIC)
+        self.state_topic = settings.topic(CUSTOMER_STATE_TOPIC)
+        self.stages: dict[int, tuple[CustomerStage, StateStore]] = {}
+        self.lock = asyncio.Lock()
+
+    def _restore(self, partition: int) -> tuple[CustomerStage, StateStore]:
+        started = time.monotonic()
+        n = len(partitions_of(self.settings, [CUSTOMERS_TOPIC]))
+        rules = self.settings.model_copy(update={"customer_partitions": n})
+        stage = CustomerStage(rules, wall_clock, Versions(int(rules.model_epoch_hours * 3_600_000)), partition, n)
+        store = StateStore(self.settings.bootstrap, self.state_topic, partition, self.publisher)
+        entries = store.read_all()
+        stage.restore(entries)
+        self.metrics.restored("customers", time.monotonic() - started)
+        log.info("customer partition %d restored: %d customers in %.1fs", partition, len(stage.customers),
+                 time.monotonic() - started)
+        return stage, store
+
+    async def batch(self, records: list[tuple[int, int, bytes]]) -> None:
+        """``(partition, offset, value)`` records of the customers topic, in order per partition."""
+        async with self.lock:
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            touched: dict[int, CustomerStage] = {}
+            for partition, offset, value in records:
+                if partition not in self.stages:
+                    self.stages[partition] = await loop.run_in_executor(None, self._restore, partition)
+                stage = touched[partition] = self.stages[partition][0]
+                stage.receive(message_from_bytes(value), offset)
+            for partition, stage in touched.items():
+                emits = stage.end_batch()
+                self.publisher.send_emits(emits)
+                for target, msg in stage.take_sent():
+                    if target is None:
+                        self.publisher.send(self.events_topic, None, report_bytes(msg))  # type: ignore[arg-type]
+                    else:
+                        self.publisher.send(self.customers_topic, None, message_bytes(msg), target)  # type: ignore[arg-type]
+                self.stages[partition][1].write(stage.take_changes())
+                self.metrics.count(f"customers/{partition}", stage.stats)
+                self.metrics.outputs(emits, self.publisher.prefix)
+            await _flush(self.publisher)
+            self.metrics.customer_stages([s for s, _ in self.stages.values()])
+            self.metrics.batch("customers", len(records), time.perf_counter() - started)
+
+    async def drop(self, partitions: list[int]) -> None:
+        """These partitions went to another worker: forget them (their state is in the changelog)."""
+        async with self.lock:
+            for p in partitions:
+                self.stages.pop(p, None)
+
+
+def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, customers: CustomerStages,
+              metrics: Metrics) -> faust.App:
     scheme = faust_transport.register(settings.fetch_max_wait_ms)
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap}", broker_consumer=f"{scheme}://{settings.bootstrap}",
@@ -245,6 +323,13 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, met
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             await engine.batch([e.message.value for e in events])
 
+    customers_topic = settings.topic(CUSTOMERS_TOPIC)
+
+    @app.agent(app.topic(customers_topic))
+    async def customers_agent(stream):  # noqa: ANN001
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await customers.batch([(e.message.partition, e.message.offset, e.message.value) for e in events])
+
     @app.timer(1.0)
     async def idle_watermark() -> None:
         await engine.tick()
@@ -268,6 +353,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, met
         ingest.revoked(list(inbound(revoked)))
         if any(tp.topic == events_topic for tp in revoked):
             await engine.drop()
+        await customers.drop([tp.partition for tp in revoked if tp.topic == customers_topic])
 
     return app
 
@@ -277,8 +363,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     metrics.serve(settings.metrics_port, settings.metrics_host)
     publisher = Publisher(settings.bootstrap, settings.topic_prefix)
     store = StateStore(settings.bootstrap, settings.topic(STATE_TOPIC))
-    app = build_app(settings, publisher,
-                    EngineStage(settings, Publisher(settings.bootstrap, settings.topic_prefix), store, metrics), metrics)
+    engine = EngineStage(settings, Publisher(settings.bootstrap, settings.topic_prefix), store, metrics)
+    customers = CustomerStages(settings, Publisher(settings.bootstrap, settings.topic_prefix), metrics)
+    app = build_app(settings, publisher, engine, customers, metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
              settings.metrics_port)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

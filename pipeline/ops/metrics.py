@@ -6,6 +6,7 @@ from collections import Counter
 
 from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram, start_http_server
 
+from pipeline.core.customers import CustomerStage
 from pipeline.core.engine import Engine
 from pipeline.core.records import Emit
 
@@ -16,7 +17,10 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self.records = PCounter("rapport_records", "Inbound records read", registry=r)
-        self.events = PCounter("rapport_events", "Valid, new inbound events", ["topic"], registry=r)
+        self.ordered = PCounter("rapport_ordered_events", "Valid, new inbound events put in the canonical order "
+                                "(the global stage)", ["topic"], registry=r)
+        self.events = PCounter("rapport_events", "Events applied to customers by this worker's customer partitions",
+                               ["topic"], registry=r)
         self.dlq = PCounter("rapport_dlq_records", "Records sent to dlq.v1", ["error_type"], registry=r)
         self.duplicates = PCounter("rapport_duplicate_events", "Events ignored as duplicates", registry=r)
         self.late = PCounter("rapport_late_events", "Events behind the watermark when applied", registry=r)
@@ -36,7 +40,12 @@ class Metrics:
                                        registry=r)
         self.batch_size = Histogram("rapport_batch_records", "Records per batch", ["stage"],
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r)
-        self.customers = Gauge("rapport_customers", "Live customers in this worker's state", registry=r)
+        self.customers = Gauge("rapport_customers", "Live customers in this worker's customer partitions", registry=r)
+        self.partitions_held = Gauge("rapport_customer_partitions", "Customer partitions this worker holds",
+                                     registry=r)
+        self.restore_seconds = Histogram("rapport_restore_seconds", "Time to restore a stage's state from its "
+                                         "changelog", ["stage"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+                                         registry=r)
         self.identifiers = Gauge("rapport_identifiers", "Identifiers in the identity graph", registry=r)
         self.watermark = Gauge("rapport_watermark_seconds", "Event-time watermark (unix seconds)", registry=r)
         self.watermark_delay = Gauge("rapport_watermark_delay_seconds", "Wall clock minus watermark", registry=r)
@@ -73,21 +82,27 @@ class Metrics:
                 self._count(key, delta)
         self._seen[source] = Counter(stats)
 
-    def engine(self, engine: Engine) -> None:
-        self.customers.set(len(engine.customers))
+    def restored(self, stage: str, seconds: float) -> None:
+        self.restore_seconds.labels(stage).observe(seconds)
+
+    def global_stage(self, engine: Engine) -> None:
         self.identifiers.set(len(engine.identity.owner))
         wm = engine.watermark.current
         if wm is not None:
             self.watermark.set(wm / 1000)
             self.watermark_delay.set(time.time() - wm / 1000)
-        self.timers.set(sum(p.timers.pending("cart_abandoned") for p in engine.partitions))
         self.held.set(engine.sequencer.held)
-        self.snapshots.set(engine.pending_snapshots)
         self.learned.labels("sentiment").set(sum(engine.sentiment.learned.values()))
         self.learned.labels("churn").set(engine.churn.learned)
         for name, model in (("sentiment", engine.sentiment), ("churn", engine.churn)):
             for figure, value in model.monitor.figures().items():
                 self.prequential.labels(name, figure).set(value)
+
+    def customer_stages(self, stages: list[CustomerStage]) -> None:
+        self.customers.set(sum(len(s.customers) for s in stages))
+        self.partitions_held.set(len(stages))
+        self.timers.set(sum(s.timers.pending("cart_abandoned") for s in stages))
+        self.snapshots.set(sum(s.pending_snapshots for s in stages))
 
     def _count(self, key: str, delta: int) -> None:
         head, _, rest = key.partition(":")
@@ -98,6 +113,8 @@ class Metrics:
             simple[head].inc(delta)
         elif head == "events":
             self.events.labels(rest).inc(delta)
+        elif head == "ordered":
+            self.ordered.labels(rest).inc(delta)
         elif head == "drift":
             self.drifts.labels(rest).inc(delta)
         elif head == "identifiers_blocked":

@@ -21,28 +21,31 @@ MANIFEST = b"rapport-parts:"
 
 
 class StateStore:
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self.publisher = Publisher(bootstrap)
+    """One partition of a changelog topic: the state of one stage instance."""
+
+    def __init__(self, bootstrap: str, topic: str, partition: int = 0, publisher: Publisher | None = None) -> None:
+        self.bootstrap, self.topic, self.partition = bootstrap, topic, partition
+        self.publisher = publisher or Publisher(bootstrap)
         self._parts: dict[str, list[str]] = {}  # key -> part keys of its last split value (deleted when replaced)
 
     def write(self, entries: dict[str, object | None]) -> None:
         """Send entries (``None`` deletes); the caller flushes with its batch."""
         for key, value in entries.items():
             if value is None:
-                self.publisher.send(self.topic, key.encode(), None)
+                self.publisher.send(self.topic, key.encode(), None, self.partition)
                 continue
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             if len(data) <= PART_BYTES:
-                self.publisher.send(self.topic, key.encode(), data)
+                self.publisher.send(self.topic, key.encode(), data, self.partition)
                 continue
             generation = uuid.uuid4().hex[:12]
             names = [f"{key}#{generation}#{n}" for n in range(0, (len(data) + PART_BYTES - 1) // PART_BYTES)]
             for n, name in enumerate(names):
-                self.publisher.send(self.topic, name.encode(), data[n * PART_BYTES:(n + 1) * PART_BYTES])
-            self.publisher.send(self.topic, key.encode(), MANIFEST + orjson.dumps(names))
+                self.publisher.send(self.topic, name.encode(), data[n * PART_BYTES:(n + 1) * PART_BYTES],
+                                    self.partition)
+            self.publisher.send(self.topic, key.encode(), MANIFEST + orjson.dumps(names), self.partition)
             for old in self._parts.get(key, []):
-                self.publisher.send(self.topic, old.encode(), None)
+                self.publisher.send(self.topic, old.encode(), None, self.partition)
             self._parts[key] = names
 
     def flush(self) -> None:
@@ -51,11 +54,11 @@ class StateStore:
     def read_all(self, timeout: float = 120.0) -> dict[str, object]:
         """Every live entry, read from the beginning up to a fence produced now."""
         fence = f"fence/{uuid.uuid4().hex}".encode()
-        self.publisher.send(self.topic, fence, b"")
+        self.publisher.send(self.topic, fence, b"", self.partition)
         self.flush()
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"rapport-restore-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        consumer.assign([TopicPartition(self.topic, 0, 0)])
+        consumer.assign([TopicPartition(self.topic, self.partition, 0)])
         raw: dict[str, bytes | None] = {}
         deadline = time.monotonic() + timeout
         try:
@@ -75,7 +78,7 @@ class StateStore:
                     break
         finally:
             consumer.close()
-        self.publisher.send(self.topic, fence, None)
+        self.publisher.send(self.topic, fence, None, self.partition)
         return decode_entries(raw)
 
 

@@ -21,10 +21,15 @@ class TopicSpec:
     partitions: int | None = None  # None: RAPPORT_PARTITIONS
 
 
-#: Internal: decoded events for the stateful stage (one partition: one worker sees every customer).
+#: Internal: decoded events, progress markers and label reports for the global stage (one partition: one
+#: worker orders every event and resolves identity).
 EVENTS_TOPIC = "rapport.events.v1"
-#: Internal: the stateful stage's changelog (compacted).
+#: Internal: the global stage's changelog (compacted).
 STATE_TOPIC = "rapport.state.v1"
+#: Internal: what the global stage and other partitions send the customer partitions (keyed by customer).
+CUSTOMERS_TOPIC = "rapport.customers.v1"
+#: Internal: each customer partition's changelog, in the partition of the same number (compacted).
+CUSTOMER_STATE_TOPIC = "rapport.customer-state.v1"
 
 
 INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in INBOUND)
@@ -39,6 +44,8 @@ OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": st
 INTERNAL_TOPICS = (
     TopicSpec(EVENTS_TOPIC, {"retention.ms": str(7 * DAY_MS)}, partitions=1),
     TopicSpec(STATE_TOPIC, {"cleanup.policy": "compact"}, partitions=1),
+    TopicSpec(CUSTOMERS_TOPIC, {"retention.ms": str(7 * DAY_MS)}),
+    TopicSpec(CUSTOMER_STATE_TOPIC, {"cleanup.policy": "compact"}),
 )
 ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS + INTERNAL_TOPICS
 
