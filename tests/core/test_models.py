@@ -126,9 +126,10 @@ def test_sentiment_model_state_stays_bounded_whatever_the_vocabulary():
     m = SentimentModel(warmup=10)
     for n in range(3000):
         m.learn(f"{word(n)} {word(n + 5000)} {word(n + 10000)}", "positive" if n % 2 else "negative")
-    features = {k for w in m._model.weights.values() for k in w if k.startswith("h")}
-    assert 1000 < len(features) <= FEATURE_BUCKETS  # about 9,000 distinct words, hashed into the buckets
-    assert all(k.startswith(("h", "prior:")) for w in m._model.weights.values() for k in w)
+    st = m.langs["en"]
+    buckets = st.pos.keys() | st.neg.keys()
+    assert 1000 < len(buckets) <= FEATURE_BUCKETS  # about 9,000 distinct words and their bigrams, hashed
+    assert all(0 <= b < FEATURE_BUCKETS for b in buckets) and len(st.w) == 4
 
 
 def test_prequential_figures_and_drift_are_tracked_from_the_labels():

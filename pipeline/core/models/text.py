@@ -48,16 +48,20 @@ def normalise(text: str) -> str:
 
 
 def tokens(text: str) -> dict[str, float]:
-    """Bag of features: Latin words (negation-scoped), Hangul words and character 2/3-grams, jamo runs, emphasis."""
+    """Bag of features: Latin words and word bigrams (negation-scoped), Hangul words and character 2/3-grams, jamo runs, emphasis."""
     raw = canonical(text)
     norm = normalise(raw)
     feats: dict[str, float] = {}
     negated = False
+    prev = "<s>"
     for w in _LATIN_WORD.findall(norm):
         if w in _SCOPE_END or w[0] in "!?":
-            negated = False
+            negated, prev = False, "<s>"
             continue
-        feats["w:NOT_" + w if negated else "w:" + w] = 1.0
+        name = "NOT_" + w if negated else w
+        feats["w:" + name] = 1.0
+        feats[f"w2:{prev}_{name}"] = 1.0
+        prev = name
         if w in _NEGATORS or w.endswith("n't"):
             negated = True
     for chunk in _HANGUL_CHUNK.findall(norm):
