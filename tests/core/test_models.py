@@ -127,7 +127,7 @@ def test_sentiment_model_state_stays_bounded_whatever_the_vocabulary():
     for n in range(3000):
         m.learn(f"{word(n)} {word(n + 5000)} {word(n + 10000)}", "positive" if n % 2 else "negative")
     st = m.langs["en"]
-    buckets = st.pos.keys() | st.neg.keys()
+    buckets = st.counts.keys()
     assert 1000 < len(buckets) <= FEATURE_BUCKETS  # about 9,000 distinct words and their bigrams, hashed
     assert all(0 <= b < FEATURE_BUCKETS for b in buckets) and len(st.w) == 4
 

@@ -31,7 +31,7 @@ _shipped: KoreanPrior | None = None
 
 
 def korean_features(text: str) -> dict[str, float]:
-    """Kiwi morphemes and bigrams (negation marked) plus character 1-3-grams of the text without spaces.
+    """Kiwi morphemes and bigrams (negation marked) plus character 2-3-grams of the text without spaces.
 
     Spacing in Korean reviews is loose, so the character n-grams ignore it.
 
@@ -41,9 +41,10 @@ def korean_features(text: str) -> dict[str, float]:
     """
     feats = morphemes.features(text)
     s = _SPACE.sub("", normalise(text))
-    for n in (1, 2, 3):
-        for i in range(len(s) - n + 1):
-            feats[f"c{n}:{s[i:i + n]}"] = 1.0
+    for i in range(len(s) - 1):
+        feats[f"c2:{s[i:i + 2]}"] = 1.0
+        if i + 2 < len(s):
+            feats[f"c3:{s[i:i + 3]}"] = 1.0
     return feats
 
 
@@ -56,14 +57,19 @@ class KoreanPrior:
         self.source = source
 
     def log_odds(self, feats: dict[str, float]) -> float:
+        return self.read(feats)[0]
+
+    def read(self, feats: dict[str, float]) -> tuple[float, int]:
+        """(log-odds, how many features the prior knows) in one pass."""
         w = self.weights
-        return round(self.bias + sum(w.get(f, 0.0) for f in feats), 6)
+        found = [v for v in map(w.get, feats) if v is not None]
+        return round(self.bias + sum(found), 6), len(found)
 
     def known(self, feats: dict[str, float]) -> int:
-        return sum(1 for f in feats if f in self.weights)
+        return self.read(feats)[1]
 
     @classmethod
-    def fit(cls, texts: list[tuple[str, bool]], epochs: int = 3, step: float = 0.1, min_count: int = 2,
+    def fit(cls, texts: list[tuple[str, bool]], epochs: int = 3, step: float = 0.05, min_count: int = 2,
             source: str = "") -> KoreanPrior:
         """Logistic regression (Adagrad, a fixed shuffle) on (text, positive?) pairs; features seen in
         fewer than ``min_count`` texts are left out. Unlike naive Bayes it weighs correlated features

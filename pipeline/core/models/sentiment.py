@@ -38,10 +38,13 @@ from pipeline.core.models.text import language, script_share, tokens
 LABELS = ("negative", "neutral", "positive")
 FEATURE_BUCKETS = 2**18  # hashed naive Bayes features per language: bounded whatever the vocabulary
 EXPERTS = ("prior", "lexicon", "nb")
-_INIT = {"ko": [1.0, 2.5, 0.0, 0.0], "en": [0.0, 3.0, 0.0, 0.0]}  # weights of EXPERTS + bias, before learning
+_INIT = {"ko": [0.6, 1.0, 0.05, 0.0], "en": [0.0, 3.0, 0.05, 0.0]}  # weights of EXPERTS + bias, before learning
 _STEP = 0.05  # Adagrad step of the combination
 _CLIP = 15.0
 _NB_ALPHA = 0.5
+_COUNT_CAP = 2**16 - 1  # per-bucket counts saturate here (a table of their logs makes scoring cheap)
+_LOG_A = [math.log(c + _NB_ALPHA) for c in range(_COUNT_CAP + 1)]
+_BUCKET: dict[str, int] = {}  # feature -> bucket memo (speed only), cleared when full
 _NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
 _vader = None
 
@@ -57,6 +60,15 @@ def _vader_compound(text: str) -> float:
 
         _vader = SentimentIntensityAnalyzer()
     return _vader.polarity_scores(text)["compound"]
+
+
+def _bucket(feature: str) -> int:
+    b = _BUCKET.get(feature)
+    if b is None:
+        if len(_BUCKET) >= 1_000_000:
+            _BUCKET.clear()
+        b = _BUCKET[feature] = zlib.crc32(feature.encode()) & (FEATURE_BUCKETS - 1)
+    return b
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,26 +92,28 @@ class _Read:
 
 
 class _Language:
-    """Per-language learned state: naive Bayes counts, the combination's weights, the neutral share."""
+    """Per-language learned state: naive Bayes counts (hashed), the combination's weights, the neutral share."""
 
     def __init__(self, lang: str) -> None:
-        self.pos: dict[int, int] = {}
-        self.neg: dict[int, int] = {}
+        self.counts: dict[int, tuple[int, int]] = {}  # per bucket: texts (positive, negative), capped
         self.n_pos = self.n_neg = self.n_neutral = 0
         self.w = list(_INIT.get(lang, _INIT["en"]))
         self.g = [0.0] * len(self.w)
+        self.epoch = 0  # counts updates: inputs computed at an epoch stay valid until the next
 
     def nb(self, buckets: tuple[int, ...]) -> float:
+        """Naive Bayes log-odds over the buckets present (a bucket absent from the text is not evidence)."""
         if not (self.n_pos and self.n_neg):
             return 0.0
-        a = _NB_ALPHA
-        lp, ln = math.log(self.n_pos + 2 * a), math.log(self.n_neg + 2 * a)
-        z = math.log(self.n_pos / self.n_neg)
-        pos, neg = self.pos, self.neg
+        get, log_a = self.counts.get, _LOG_A
+        z, seen = 0.0, 0
         for b in buckets:
-            p, n = pos.get(b, 0), neg.get(b, 0)
-            if p or n:
-                z += math.log(p + a) - lp - math.log(n + a) + ln
+            c = get(b)
+            if c is not None:
+                z += log_a[c[0]] - log_a[c[1]]
+                seen += 1
+        norm = math.log(self.n_neg + 2 * _NB_ALPHA) - math.log(self.n_pos + 2 * _NB_ALPHA)
+        z += math.log(self.n_pos / self.n_neg) + seen * norm
         return max(-_CLIP, min(_CLIP, z))
 
     def inputs(self, r: _Read) -> list[float]:
@@ -112,22 +126,24 @@ class _Language:
     def neutral_share(self) -> float:
         return min(0.6, (self.n_neutral + 1.0) / (self.n_pos + self.n_neg + self.n_neutral + 5.0))
 
-    def learn(self, r: _Read, label: str, update_weights: bool) -> None:
+    def learn(self, r: _Read, x: list[float], label: str, update_weights: bool) -> None:
+        """Learn from inputs ``x`` computed before this update (prequential), then update the counts."""
+        self.epoch += 1
         if label == "neutral":
             self.n_neutral += 1
             return
         y = 1.0 if label == "positive" else 0.0
         if update_weights:
-            x = self.inputs(r)
             err = self.p_positive(x) - y
             for i, v in enumerate(x):
                 grad = err * v
                 self.g[i] += grad * grad
                 if self.g[i] > 0:
                     self.w[i] -= _STEP * grad / math.sqrt(self.g[i] + 1.0)
-        counts = self.pos if y else self.neg
+        counts, cap = self.counts, _COUNT_CAP
         for b in r.buckets:
-            counts[b] = counts.get(b, 0) + 1
+            p, n = counts.get(b, (0, 0))
+            counts[b] = (min(cap, p + 1), n) if y else (p, min(cap, n + 1))
         self.n_pos += y == 1.0
         self.n_neg += y == 0.0
 
@@ -147,7 +163,7 @@ class SentimentModel:
         self.langs: dict[str, _Language] = {}
         self._shipped_prior = prior is None
         self._prior = priors.shipped() if prior is None else prior
-        self._last: tuple[str, _Read] | None = None
+        self._last: tuple | None = None  # (text, its _Read, state key, inputs): score then learn
         self.monitor = Prequential(name="sentiment")
 
     def __getstate__(self) -> dict:
@@ -174,7 +190,7 @@ class SentimentModel:
         if lang == "und":
             r = _Read(lang, (), 0.0, 0.0, False)
         else:
-            feats = tokens(text)
+            feats = tokens(text, hangul=lang != "ko")
             ko_share = script_share(text)
             lexicon = 0.0
             if ko_share > 0:
@@ -184,12 +200,13 @@ class SentimentModel:
             prior, known = 0.0, lexicon != 0.0
             if lang == "ko":
                 kf = priors.korean_features(text)
-                feats = {k: v for k, v in feats.items() if k[0] in "wjx"} | kf
-                if self._prior.known(kf):
-                    prior, known = max(-_CLIP, min(_CLIP, self._prior.log_odds(kf))), True
-            buckets = tuple(sorted({zlib.crc32(f.encode()) & (FEATURE_BUCKETS - 1) for f in feats}))
+                feats |= kf
+                z, n = self._prior.read(kf)
+                if n:
+                    prior, known = max(-_CLIP, min(_CLIP, z)), True
+            buckets = tuple(sorted({_bucket(f) for f in feats}))
             r = _Read(lang, buckets, prior, lexicon, known)
-        self._last = (text, r)
+        self._last = (text, r, None, None)
         return r
 
     def _state(self, lang: str) -> _Language:
@@ -198,13 +215,22 @@ class SentimentModel:
             st = self.langs[lang] = _Language(lang)
         return st
 
+    def _inputs(self, r: _Read, st: _Language) -> list[float]:
+        """The experts' log-odds for a text; computed once per text and state (``score`` then ``learn``)."""
+        key = (id(st), st.epoch)
+        if self._last is not None and self._last[1] is r and self._last[2] == key:
+            return self._last[3]
+        x = st.inputs(r)
+        self._last = (self._last[0] if self._last else "", r, key, x)
+        return x
+
     def score(self, text: str) -> Scored:
         r = self._read(text)
         st = self.langs.get(r.lang) or _Language(r.lang)
         if r.lang == "und" or not (r.known or st.n_pos + st.n_neg):
             p = dict(_NEUTRAL_PRIOR)  # nothing the model knows: a low-confidence neutral, not a guess
         else:
-            pp = st.p_positive(st.inputs(r))
+            pp = st.p_positive(self._inputs(r, st))
             neutral = st.neutral_share() * (1.0 - abs(2.0 * pp - 1.0))
             p = {"negative": (1 - neutral) * (1 - pp), "neutral": neutral, "positive": (1 - neutral) * pp}
         label = max(LABELS, key=lambda k: (p[k], k == "neutral"))
@@ -217,6 +243,7 @@ class SentimentModel:
         r = self._read(text)
         if r.lang != "und":
             n = self.learned.get(r.lang, 0)
-            self._state(r.lang).learn(r, label, update_weights=n >= self.warmup)
+            st = self._state(r.lang)
+            st.learn(r, self._inputs(r, st), label, update_weights=n >= self.warmup)
         self.learned[r.lang] = self.learned.get(r.lang, 0) + 1
         return drifted
