@@ -75,17 +75,19 @@ def features(text: str) -> dict[str, float]:
     ms = morphemes(text)
     negated = [False] * len(ms)
     for i, (form, tag) in enumerate(ms):
-        if (form, tag) in _NEG_BEFORE:
-            for j in range(i + 1, min(i + 3, len(ms))):
-                if ms[j][1] in _PREDICATE:
-                    negated[j] = True
-                    break
-        elif tag == "VX" and form in _NEG_AFTER and i >= 2 and ms[i - 1][0] == "지":
+        after_ji = i >= 2 and ms[i - 1][0] == "지"
+        if after_ji and ((tag == "VX" and form in _NEG_AFTER) or (form, tag) in _NEG_BEFORE):
+            # -지 않/못/마: negates the predicate before it (read word by word, 못하 may come as 못/MAG 하/VV)
             for j in range(i - 2, max(-1, i - 4), -1):
                 if ms[j][1] in _PREDICATE or ms[j][1] in ("XSA", "XSV"):
                     negated[j] = True
                     if ms[j][1] in ("XSA", "XSV") and ms[j - 1][1] in ("NNG", "XR"):
                         negated[j - 1] = True  # 만족하지 못했어요: the noun carries the sense
+                    break
+        elif (form, tag) in _NEG_BEFORE:
+            for j in range(i + 1, min(i + 3, len(ms))):
+                if ms[j][1] in _PREDICATE:
+                    negated[j] = True
                     break
     feats: dict[str, float] = {}
     prev = "<s>"
