@@ -224,6 +224,7 @@ def test_the_model_is_deterministic_whatever_its_caches_hold():
 def test_score_then_learn_reads_a_text_once_and_known_words_are_not_analysed_again(monkeypatch):
     from pipeline.core.models import morphemes
 
+    m = SentimentModel()  # loads the analysers
     calls = []
     real = morphemes.analyser
 
@@ -232,7 +233,6 @@ def test_score_then_learn_reads_a_text_once_and_known_words_are_not_analysed_aga
         return real()
 
     monkeypatch.setattr(morphemes, "analyser", counting)
-    m = SentimentModel()
     text = "새로 나온 신상품인데 생각보다 훨씬 괜찮네요 ㅋㅋ"
     m.learn(text, "positive", m.score(text))
     first = len(calls)

@@ -30,7 +30,7 @@ import math
 import zlib
 from dataclasses import dataclass
 
-from pipeline.core.models import korean
+from pipeline.core.models import korean, morphemes
 from pipeline.core.models import prior as priors
 from pipeline.core.models.monitor import Prequential
 from pipeline.core.models.text import language, script_share, tokens
@@ -53,12 +53,19 @@ def stars_to_label(rating: int) -> str:
     return "negative" if rating <= 2 else "neutral" if rating == 3 else "positive"
 
 
-def _vader_compound(text: str) -> float:
+def _load_analysers() -> None:
+    """VADER and Kiwi, once per process, when a model is made or restored: never at score time."""
     global _vader
     if _vader is None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         _vader = SentimentIntensityAnalyzer()
+    morphemes.analyser()
+
+
+def _vader_compound(text: str) -> float:
+    if _vader is None:
+        _load_analysers()
     return _vader.polarity_scores(text)["compound"]
 
 
@@ -163,6 +170,7 @@ class SentimentModel:
         self.langs: dict[str, _Language] = {}
         self._shipped_prior = prior is None
         self._prior = priors.shipped() if prior is None else prior
+        _load_analysers()
         self._last: tuple | None = None  # (text, its _Read, state key, inputs): score then learn
         self.monitor = Prequential(name="sentiment")
 
@@ -177,6 +185,7 @@ class SentimentModel:
         self._last = None
         if self._shipped_prior:
             self._prior = priors.shipped()
+        _load_analysers()
 
     @property
     def version(self) -> str:
