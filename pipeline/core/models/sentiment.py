@@ -150,7 +150,10 @@ class _Language:
         counts, cap = self.counts, _COUNT_CAP
         for b in r.buckets:
             p, n = counts.get(b, (0, 0))
-            counts[b] = (min(cap, p + 1), n) if y else (p, min(cap, n + 1))
+            if y:
+                counts[b] = (p + 1 if p < cap else cap, n)
+            else:
+                counts[b] = (p, n + 1 if n < cap else cap)
         self.n_pos += y == 1.0
         self.n_neg += y == 0.0
 
@@ -213,7 +216,8 @@ class SentimentModel:
                 z, n = self._prior.read(kf)
                 if n:
                     prior, known = max(-_CLIP, min(_CLIP, z)), True
-            buckets = tuple(sorted({_bucket(f) for f in feats}))
+            memo = _BUCKET.get
+            buckets = tuple(sorted({memo(f) or _bucket(f) for f in feats}))
             r = _Read(lang, buckets, prior, lexicon, known)
         self._last = (text, r, None, None)
         return r
