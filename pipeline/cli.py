@@ -171,6 +171,12 @@ def _eval(args: argparse.Namespace, s: Settings) -> None:
     evaluate.main(args.seed)
 
 
+def _build_prior(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers import build_prior
+
+    build_prior.main(args.data)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Streaming customer signals: stitching, models, triggers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,6 +246,10 @@ def parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="prequential model figures next to their baselines")
     ev.add_argument("--seed", type=int, default=1)
     ev.set_defaults(func=_eval)
+
+    bp = sub.add_parser("build-prior", help="rebuild the shipped Korean sentiment prior from the rated Korean dev reviews")
+    bp.add_argument("--data", metavar="PATH", help="korean_reviews_dev.jsonl (default: RAPPORT_KO_REVIEWS)")
+    bp.set_defaults(func=_build_prior)
     return p
 
 

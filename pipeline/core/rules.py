@@ -46,7 +46,7 @@ class Rules(BaseModel):
     souring_drop: float = Field(0.4, gt=0, le=2, description="Souring: recent sentiment this far below the long-run average...")
     souring_min_texts: int = Field(3, ge=2, description="...after at least this many texts...")
     souring_buying_days: float = Field(60.0, gt=0, description="...while the customer bought within this many days.")
-    sentiment_warmup: int = Field(300, ge=0, description="Rated texts before the learned model fully replaces the lexicon prior.")
+    sentiment_warmup: int = Field(300, ge=0, description="Rated texts (per language) before the sentiment combination's weights start learning; its naive Bayes learns from the first.")
     # Churn
     churn_horizon_days: float = Field(90.0, gt=0, description="Churned = no purchase in the next H days.")
     churn_snapshot_every_days: float = Field(7.0, gt=0, description="At most one pending churn snapshot per customer per this many days.")

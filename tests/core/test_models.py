@@ -128,9 +128,10 @@ def test_sentiment_model_state_stays_bounded_whatever_the_vocabulary():
     m = SentimentModel(warmup=10)
     for n in range(3000):
         m.learn(f"{word(n)} {word(n + 5000)} {word(n + 10000)}", "positive" if n % 2 else "negative")
-    features = {k for w in m._model.weights.values() for k in w if k.startswith("h")}
-    assert 1000 < len(features) <= FEATURE_BUCKETS  # about 9,000 distinct words, hashed into the buckets
-    assert all(k.startswith(("h", "prior:")) for w in m._model.weights.values() for k in w)
+    st = m.langs["en"]
+    buckets = st.counts.keys()
+    assert 1000 < len(buckets) <= FEATURE_BUCKETS  # about 9,000 distinct words and their bigrams, hashed
+    assert all(0 <= b < FEATURE_BUCKETS for b in buckets) and len(st.w) == 4
 
 
 def test_prequential_figures_and_drift_are_tracked_from_the_labels():
@@ -150,3 +151,119 @@ def test_churn_model_scores_each_snapshot_before_learning_its_label():
     for n in range(200):
         m.learn({"recency_days": float(n % 60)}, n % 60 > 30)
     assert m.monitor.labels == 200 and set(m.monitor.figures()) == {"accuracy", "logloss", "roc_auc"}
+
+
+# --- Korean reading (Kiwi morphemes + the shipped prior) and the online combination -------------
+
+@pytest.mark.parametrize("text, sign", [
+    ("정말 재밌고 감동적이었어요", 1), ("배송 빠르고 품질 최고예요", 1), ("완전 강추합니다 ㅎㅎ", 1),
+    ("시간 낭비였어요 진짜 지루함", -1), ("이걸 돈 주고 샀다니 후회됩니다", -1), ("최악의 서비스", -1),
+])
+def test_the_shipped_prior_reads_korean_from_the_first_event(text, sign):
+    s = SentimentModel().score(text)
+    assert s.language == "ko" and s.score * sign > 0.2
+
+
+def test_the_shipped_prior_is_compact_and_loaded_once():
+    from importlib import resources
+
+    from pipeline.core.models import prior
+
+    data = resources.files("pipeline.core.models").joinpath("data", prior.SHIPPED)
+    assert data.stat().st_size < 3_000_000 if hasattr(data, "stat") else True
+    assert prior.shipped() is prior.shipped() and len(prior.shipped().weights) > 10_000
+
+
+@pytest.mark.parametrize("text, negated", [("안 좋아요", "좋/VA"), ("좋지 않아요", "좋/VA"), ("만족하지 못했어요", "만족/NNG"),
+                                           ("재미없진 않았어요", None)])
+def test_negation_is_marked_on_the_predicate_it_scopes(text, negated):
+    from pipeline.core.models.morphemes import features
+
+    f = features(text)
+    if negated:
+        assert f"m:NOT_{negated}" in f and f"m:{negated}" not in f
+
+
+def test_mixed_korean_and_english_texts_read_both():
+    m = SentimentModel()
+    assert m.score("배송 fast 좋아요 최고").score > 0 > m.score("Great 디자인 but 배송이 너무 늦고 불친절해요 ㅠㅠ").score
+    assert m.score("I love this brand 정말 최고").score > 0.2
+
+
+def test_pickling_keeps_what_was_learned_and_leaves_the_shipped_prior_out():
+    m = SentimentModel(warmup=5)
+    for _ in range(20):
+        m.learn("정말 별로예요 비추", "negative", m.score("정말 별로예요 비추"))
+        m.learn("아주 마음에 들어요", "positive", m.score("아주 마음에 들어요"))
+    blob = pickle.dumps(m)
+    clone = pickle.loads(blob)
+    assert len(blob) < 100_000  # the prior ships with the package, not in every checkpoint
+    for text in ("정말 별로예요", "마음에 들어요", "so so", "!!!"):
+        assert clone.score(text) == m.score(text)
+    assert clone.version == m.version and clone.langs["ko"].w == m.langs["ko"].w
+
+
+def test_the_model_is_deterministic_whatever_its_caches_hold():
+    from pipeline.core.models import morphemes
+
+    stream = [("배송이 늦었지만 제품은 좋아요", "positive"), ("다시는 안 사요", "negative"), ("그냥 그래요", "neutral"),
+              ("Works great, love it", "positive"), ("Broke in a week", "negative")] * 40
+
+    def run() -> list:
+        m = SentimentModel(warmup=10)
+        out = []
+        for text, label in stream:
+            s = m.score(text)
+            m.learn(text, label, s)
+            out.append(s)
+        return out + [m.score("좋지도 나쁘지도 않아요"), m.score("not bad at all")]
+
+    first = run()
+    morphemes._cache.clear()
+    assert run() == first
+
+
+def test_score_then_learn_reads_a_text_once_and_known_words_are_not_analysed_again(monkeypatch):
+    from pipeline.core.models import morphemes
+
+    m = SentimentModel()  # loads the analysers
+    calls = []
+    real = morphemes.analyser
+
+    def counting():
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(morphemes, "analyser", counting)
+    text = "새로 나온 신상품인데 생각보다 훨씬 괜찮네요 ㅋㅋ"
+    m.learn(text, "positive", m.score(text))
+    first = len(calls)
+    assert 0 < first <= len(text.split())  # at most one analysis per word, shared by score and learn
+    m.learn(text, "positive", m.score(text))
+    m.score(text + " 진짜로")
+    assert len(calls) <= first + 1  # only the new word
+
+
+def test_learning_takes_over_when_the_ratings_disagree_with_the_priors():
+    """A brand whose customers use a word the priors misread: the combination learns it."""
+    m = SentimentModel(warmup=20)
+    text_pos, text_neg = "가격이 미쳤어요 대박", "그냥 무난무난 평범 그 자체"
+    for _ in range(300):
+        m.learn(text_pos, "positive", m.score(text_pos))
+        m.learn(text_neg, "negative", m.score(text_neg))
+    assert m.score(text_pos).label == "positive" and m.score(text_neg).label == "negative"
+    assert m.langs["ko"].w[2] > 0.05  # the online naive Bayes' weight grew
+
+
+def test_building_the_prior_is_reproducible():
+    import io
+
+    from pipeline.core.models.prior import KoreanPrior
+
+    pairs = [("정말 좋아요", True), ("별로예요", False), ("최고의 영화", True), ("지루하고 별로", False)] * 5
+    blobs = []
+    for _ in range(2):
+        buf = io.BytesIO()
+        KoreanPrior.fit(pairs).dump(buf)
+        blobs.append(buf.getvalue())
+    assert blobs[0] == blobs[1] and KoreanPrior.load(io.BytesIO(blobs[0])).log_odds({"m:좋/VA": 1.0}) > 0

@@ -1,35 +1,81 @@
-"""Online text sentiment: a lexicon prior blended with a River model that learns from star ratings.
+"""Online text sentiment: lexicon and learned priors combined with an online naive Bayes, per language.
 
-Stars map to labels as 1-2 negative, 3 neutral, 4-5 positive. The prior is VADER for Latin
-script and a Korean seed lexicon for Hangul (mixed texts: both, by script share); text neither
-lexicon can read gets a low-confidence neutral prior. Per language, the
-learned model's weight grows from 0 to 1 over ``warmup`` rated texts.
+Stars map to labels as 1-2 negative, 3 neutral, 4-5 positive. Three experts each give a
+positive-vs-negative log-odds for a text:
 
->>> m = SentimentModel(warmup=100)
+- ``prior``: the learned Korean prior (:mod:`pipeline.core.models.prior`, shipped with the package),
+  on Kiwi morphemes with negation and character n-grams; zero for English;
+- ``lexicon``: VADER for Latin script and the hand-written Korean seed lexicon for Hangul (mixed texts:
+  both, by script share);
+- ``nb``: a naive Bayes learning online from the ratings, on hashed features (bounded state):
+  Korean as for the prior, English word uni- and bigrams with negation scope.
+
+Per language, a logistic combination of the three (a product of experts with learned exponents)
+gives P(positive | not neutral); its weights start from the priors alone and are learned online
+from each rating *before* the naive Bayes learns it, so the learned part takes over as far as it
+predicts better. Neutral gets the share of neutral ratings seen, where the experts are unsure.
+Text neither lexicon can read gets a low-confidence neutral.
+
+>>> m = SentimentModel()
 >>> m.score("Terrible service, never again!").label, m.score("I love it, excellent quality").label
 ('negative', 'positive')
 >>> m.score("배송이 너무 늦고 상담원도 불친절해요 ㅠㅠ").label, m.score("정말 만족해요 ㅎㅎ").label
 ('negative', 'positive')
+>>> m.score("안 좋아요").label, m.score("좋지 않아요").label
+('negative', 'negative')
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
-from river import linear_model, optim
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-from pipeline.core.models import korean
+from pipeline.core.models import korean, morphemes
+from pipeline.core.models import prior as priors
 from pipeline.core.models.monitor import Prequential
 from pipeline.core.models.text import language, script_share, tokens
 
 LABELS = ("negative", "neutral", "positive")
-FEATURE_BUCKETS = 2**17  # hashed text features: the model's size is bounded whatever the vocabulary
+FEATURE_BUCKETS = 2**18  # hashed naive Bayes features per language: bounded whatever the vocabulary
+EXPERTS = ("prior", "lexicon", "nb")
+_INIT = {"ko": [0.6, 1.0, 0.05, 0.0], "en": [0.0, 3.0, 0.05, 0.0]}  # weights of EXPERTS + bias, before learning
+_STEP = 0.05  # Adagrad step of the combination
+_CLIP = 15.0
+_NB_ALPHA = 0.5
+_COUNT_CAP = 2**16 - 1  # per-bucket counts saturate here (a table of their logs makes scoring cheap)
+_LOG_A = [math.log(c + _NB_ALPHA) for c in range(_COUNT_CAP + 1)]
+_BUCKET: dict[str, int] = {}  # feature -> bucket memo (speed only), cleared when full
 _NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
+_vader = None
 
 
 def stars_to_label(rating: int) -> str:
     return "negative" if rating <= 2 else "neutral" if rating == 3 else "positive"
+
+
+def _load_analysers() -> None:
+    """VADER and Kiwi, once per process, when a model is made or restored: never at score time."""
+    global _vader
+    if _vader is None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        _vader = SentimentIntensityAnalyzer()
+    morphemes.analyser()
+
+
+def _vader_compound(text: str) -> float:
+    if _vader is None:
+        _load_analysers()
+    return _vader.polarity_scores(text)["compound"]
+
+
+def _bucket(feature: str) -> int:
+    b = _BUCKET.get(feature)
+    if b is None:
+        if len(_BUCKET) >= 1_000_000:
+            _BUCKET.clear()
+        b = _BUCKET[feature] = zlib.crc32(feature.encode()) & (FEATURE_BUCKETS - 1)
+    return b
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,63 +87,176 @@ class Scored:
     proba: dict[str, float]
 
 
+@dataclass(slots=True)
+class _Read:
+    """What a text gives before any learning: its language, hashed features and the fixed experts."""
+
+    lang: str
+    buckets: tuple[int, ...]
+    prior: float
+    lexicon: float
+    known: bool  # some expert found something it knows
+
+
+class _Language:
+    """Per-language learned state: naive Bayes counts (hashed), the combination's weights, the neutral share."""
+
+    def __init__(self, lang: str) -> None:
+        self.counts: dict[int, tuple[int, int]] = {}  # per bucket: texts (positive, negative), capped
+        self.n_pos = self.n_neg = self.n_neutral = 0
+        self.w = list(_INIT.get(lang, _INIT["en"]))
+        self.g = [0.0] * len(self.w)
+        self.epoch = 0  # counts updates: inputs computed at an epoch stay valid until the next
+
+    def nb(self, buckets: tuple[int, ...]) -> float:
+        """Naive Bayes log-odds over the buckets present (a bucket absent from the text is not evidence)."""
+        if not (self.n_pos and self.n_neg):
+            return 0.0
+        get, log_a = self.counts.get, _LOG_A
+        z, seen = 0.0, 0
+        for b in buckets:
+            c = get(b)
+            if c is not None:
+                z += log_a[c[0]] - log_a[c[1]]
+                seen += 1
+        norm = math.log(self.n_neg + 2 * _NB_ALPHA) - math.log(self.n_pos + 2 * _NB_ALPHA)
+        z += math.log(self.n_pos / self.n_neg) + seen * norm
+        return max(-_CLIP, min(_CLIP, z))
+
+    def inputs(self, r: _Read) -> list[float]:
+        return [r.prior, r.lexicon, self.nb(r.buckets), 1.0]
+
+    def p_positive(self, x: list[float]) -> float:
+        z = max(-30.0, min(30.0, sum(w * v for w, v in zip(self.w, x, strict=True))))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def neutral_share(self) -> float:
+        return min(0.6, (self.n_neutral + 1.0) / (self.n_pos + self.n_neg + self.n_neutral + 5.0))
+
+    def learn(self, r: _Read, x: list[float], label: str, update_weights: bool) -> None:
+        """Learn from inputs ``x`` computed before this update (prequential), then update the counts."""
+        self.epoch += 1
+        if label == "neutral":
+            self.n_neutral += 1
+            return
+        y = 1.0 if label == "positive" else 0.0
+        if update_weights:
+            err = self.p_positive(x) - y
+            for i, v in enumerate(x):
+                grad = err * v
+                self.g[i] += grad * grad
+                if self.g[i] > 0:
+                    self.w[i] -= _STEP * grad / math.sqrt(self.g[i] + 1.0)
+        counts, cap = self.counts, _COUNT_CAP
+        for b in r.buckets:
+            p, n = counts.get(b, (0, 0))
+            if y:
+                counts[b] = (p + 1 if p < cap else cap, n)
+            else:
+                counts[b] = (p, n + 1 if n < cap else cap)
+        self.n_pos += y == 1.0
+        self.n_neg += y == 0.0
+
+
 class SentimentModel:
-    """``score(text)`` then, when a rating exists, ``learn(text, label)``."""
+    """``score(text)`` then, when a rating exists, ``learn(text, label)``.
 
-    family = "sentiment-vader-softmax"
+    ``warmup``: rated texts of a language before the combination's weights start to move (the naive
+    Bayes counts from the first one). ``prior``: the Korean prior; the shipped one by default.
+    """
 
-    def __init__(self, warmup: int = 300) -> None:
+    family = "sentiment-poe-nb"
+
+    def __init__(self, warmup: int = 300, prior: priors.KoreanPrior | None = None) -> None:
         self.warmup = warmup
         self.learned: dict[str, int] = {}
-        self._vader = SentimentIntensityAnalyzer()
-        self._model = linear_model.SoftmaxRegression(optimizer=optim.SGD(0.05), l2=1e-5)
+        self.langs: dict[str, _Language] = {}
+        self._shipped_prior = prior is None
+        self._prior = priors.shipped() if prior is None else prior
+        _load_analysers()
+        self._last: tuple | None = None  # (text, its _Read, state key, inputs): score then learn
         self.monitor = Prequential(name="sentiment")
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k != "_last"}
+        if self._shipped_prior:
+            del state["_prior"]  # a process reads the shipped prior once; checkpoints stay small
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._last = None
+        if self._shipped_prior:
+            self._prior = priors.shipped()
+        _load_analysers()
 
     @property
     def version(self) -> str:
         return f"{self.family}.{sum(self.learned.values())}"
 
-    def _prior(self, text: str, lang: str) -> dict[str, float]:
-        """Lexicon prior: VADER for Latin script, the Korean seed lexicon for Hangul, weighted by script share."""
+    def _read(self, text: str) -> _Read:
+        """The text's language, features and fixed experts (remembered for the ``learn`` that follows ``score``)."""
+        if self._last is not None and self._last[0] == text:
+            return self._last[1]
+        lang = language(text)
         if lang == "und":
-            return _NEUTRAL_PRIOR
-        ko_share = script_share(text)
-        c = 0.0
-        if ko_share > 0:
-            c += ko_share * korean.polarity(text)
-        if ko_share < 1:
-            c += (1 - ko_share) * self._vader.polarity_scores(text)["compound"]
-        if c == 0.0:
-            return _NEUTRAL_PRIOR  # nothing the lexicons know: a low-confidence neutral, not a guess
-        neutral = max(0.0, 1.0 - 2.0 * abs(c)) * 0.6
-        return {"negative": (1 - neutral) * (1 - c) / 2, "neutral": neutral, "positive": (1 - neutral) * (1 + c) / 2}
+            r = _Read(lang, (), 0.0, 0.0, False)
+        else:
+            feats = tokens(text, hangul=lang != "ko")
+            ko_share = script_share(text)
+            lexicon = 0.0
+            if ko_share > 0:
+                lexicon += ko_share * korean.polarity(text)
+            if ko_share < 1:
+                lexicon += (1 - ko_share) * _vader_compound(text)
+            prior, known = 0.0, lexicon != 0.0
+            if lang == "ko":
+                kf = priors.korean_features(text)
+                feats |= kf
+                z, n = self._prior.read(kf)
+                if n:
+                    prior, known = max(-_CLIP, min(_CLIP, z)), True
+            memo = _BUCKET.get
+            buckets = tuple(sorted({memo(f) or _bucket(f) for f in feats}))
+            r = _Read(lang, buckets, prior, lexicon, known)
+        self._last = (text, r, None, None)
+        return r
 
-    def _features(self, text: str, prior: dict[str, float]) -> dict[str, float]:
-        """Text features hashed into ``FEATURE_BUCKETS`` (bounded model state), plus the prior."""
-        x: dict[str, float] = {}
-        for name, value in tokens(text).items():
-            bucket = f"h{zlib.crc32(name.encode()) & (FEATURE_BUCKETS - 1)}"
-            x[bucket] = x.get(bucket, 0.0) + value
-        x["prior:neg"], x["prior:pos"] = prior["negative"], prior["positive"]
+    def _state(self, lang: str) -> _Language:
+        st = self.langs.get(lang)
+        if st is None:
+            st = self.langs[lang] = _Language(lang)
+        return st
+
+    def _inputs(self, r: _Read, st: _Language) -> list[float]:
+        """The experts' log-odds for a text; computed once per text and state (``score`` then ``learn``)."""
+        key = (id(st), st.epoch)
+        if self._last is not None and self._last[1] is r and self._last[2] == key:
+            return self._last[3]
+        x = st.inputs(r)
+        self._last = (self._last[0] if self._last else "", r, key, x)
         return x
 
     def score(self, text: str) -> Scored:
-        lang = language(text)
-        prior = self._prior(text, lang)
-        w = min(1.0, self.learned.get(lang, 0) / self.warmup) if self.warmup else 1.0
-        if w > 0:
-            learned = self._model.predict_proba_one(self._features(text, prior))
-            p = {k: (1 - w) * prior[k] + w * learned.get(k, 0.0) for k in LABELS}
+        r = self._read(text)
+        st = self.langs.get(r.lang) or _Language(r.lang)
+        if r.lang == "und" or not (r.known or st.n_pos + st.n_neg):
+            p = dict(_NEUTRAL_PRIOR)  # nothing the model knows: a low-confidence neutral, not a guess
         else:
-            p = prior
+            pp = st.p_positive(self._inputs(r, st))
+            neutral = st.neutral_share() * (1.0 - abs(2.0 * pp - 1.0))
+            p = {"negative": (1 - neutral) * (1 - pp), "neutral": neutral, "positive": (1 - neutral) * pp}
         label = max(LABELS, key=lambda k: (p[k], k == "neutral"))
         score = max(-1.0, min(1.0, p["positive"] - p["negative"]))
-        return Scored(label, round(score, 6), round(p[label], 6), lang, p)
+        return Scored(label, round(score, 6), round(p[label], 6), r.lang, p)
 
     def learn(self, text: str, label: str, predicted: Scored | None = None) -> bool:
         """Learn one rated text; with the prediction made before, score it (prequential). True on drift."""
         drifted = predicted is not None and self.monitor.update(label, predicted.label, predicted.proba)
-        lang = language(text)
-        self._model.learn_one(self._features(text, self._prior(text, lang)), label)
-        self.learned[lang] = self.learned.get(lang, 0) + 1
+        r = self._read(text)
+        if r.lang != "und":
+            n = self.learned.get(r.lang, 0)
+            st = self._state(r.lang)
+            st.learn(r, self._inputs(r, st), label, update_weights=n >= self.warmup)
+        self.learned[r.lang] = self.learned.get(r.lang, 0) + 1
         return drifted

@@ -47,20 +47,25 @@ def normalise(text: str) -> str:
     return _REPEAT.sub(r"\1\1", canonical(text).lower())
 
 
-def tokens(text: str) -> dict[str, float]:
-    """Bag of features: Latin words (negation-scoped), Hangul words and character 2/3-grams, jamo runs, emphasis."""
+def tokens(text: str, hangul: bool = True) -> dict[str, float]:
+    """Bag of features: Latin words and word bigrams (negation-scoped), Hangul words and character 2/3-grams
+    (unless ``hangul`` is false), jamo runs, emphasis."""
     raw = canonical(text)
     norm = normalise(raw)
     feats: dict[str, float] = {}
     negated = False
+    prev = "<s>"
     for w in _LATIN_WORD.findall(norm):
         if w in _SCOPE_END or w[0] in "!?":
-            negated = False
+            negated, prev = False, "<s>"
             continue
-        feats["w:NOT_" + w if negated else "w:" + w] = 1.0
+        name = "NOT_" + w if negated else w
+        feats["w:" + name] = 1.0
+        feats[f"w2:{prev}_{name}"] = 1.0
+        prev = name
         if w in _NEGATORS or w.endswith("n't"):
             negated = True
-    for chunk in _HANGUL_CHUNK.findall(norm):
+    for chunk in _HANGUL_CHUNK.findall(norm) if hangul else ():
         feats["k:" + chunk] = 1.0
         padded = f"<{chunk}>"
         for n in (2, 3):
