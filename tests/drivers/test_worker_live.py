@@ -89,11 +89,17 @@ def merge_record(m: dict) -> tuple:
             m["occurred_at"][:23], m["event_id"])
 
 
-@pytest.mark.parametrize("partitions, workers, backlog", [(1, 1, False), (4, 2, False), (4, 2, True)])
+def applied_events(port: int) -> float:
+    """A worker's ``rapport_events_total``: the events its customer partitions applied."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rapport_events_total{"))
+
+
+@pytest.mark.parametrize("partitions, workers, backlog", [(1, 1, False), (4, 2, False), (4, 2, True), (8, 3, False)])
 def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path, partitions, workers, backlog):
     """The same merge records, customer ids, identifiers per customer and triggers as a replay of the input,
     whether the input streams in while the workers run, or waits for them as a backlog loaded topic after
-    topic (and the workers join one by one)."""
+    topic (and the workers join one by one). Every worker carries customers."""
     w = LiveWorker(broker.bootstrap, tmp_path, partitions=partitions)
     try:
         lines = with_close([r.line() for r in generate(seed=31, customers=80, days=12)])
@@ -116,6 +122,8 @@ def test_stitching_is_the_same_in_any_deployment_and_in_replay(broker, tmp_path,
         assert sorted(merge_record(m) for m in got) == merges
         seen = w.collect(["profiles.v1"], until=lambda g: alive_customers(g) == customers, timeout=30)
         assert alive_customers(seen) == customers
+        shares = [applied_events(port) for port in w.metrics_ports]
+        assert sum(shares) >= len(lines) * 0.9 and (backlog or all(n > 0 for n in shares)), shares
     finally:
         w.stop()
 
