@@ -30,7 +30,7 @@ from pipeline.core.triggers import BY_NAME, REGISTRY, Applied
 from pipeline.core.triggers.policy import Policy
 from pipeline.core.versions import Label, Versions
 from schemas.inbound import ClickEvent, ConsentEvent, PosEvent, ReviewEvent
-from schemas.outbound import OUTBOUND, ConsentChange, ReviewScore, Trigger
+from schemas.outbound import OUTBOUND, ConsentChange, Profile, ReviewScore, Trigger
 
 #: Trigger type -> its outbound topic, from the contract models.
 TRIGGER_TOPICS = {m.model_fields["type"].default: t for t, m in OUTBOUND.items() if issubclass(m, Trigger)}
@@ -134,6 +134,7 @@ class CustomerStage:
         self.partition, self.partitions = partition, partitions
         self.customers: dict[str, CustomerState] = {}
         self.kinds: dict[str, dict[str, int]] = {}  # customer -> identifier counts by kind
+        self._emitted: dict[str, tuple] = {}  # customer -> what its last profile said that matters (``_meaning``)
         self.snapshots: dict[str, list[tuple[int, int, dict[str, float]]]] = {}  # customer -> pending churn snapshots
         self._due: list[tuple[int, str, int]] = []  # (due, customer, ts) of every pending snapshot
         self.timers = Timers()
@@ -337,6 +338,7 @@ class CustomerStage:
         self._dirty.pop(customer_id, None)
         state = self.customers.pop(customer_id, None)
         self.kinds.pop(customer_id, None)
+        self._emitted.pop(customer_id, None)
         if state is not None:
             self._changed[customer_id] = None
             self._out.append(Emit("profiles.v1", customer_id, None))  # after its last profile: compaction forgets it
@@ -461,11 +463,27 @@ class CustomerStage:
         self._changed.update(self._dirty)
         for cid in self._dirty:
             st = self.customers[cid]
-            as_of = max(st.last_seen, st.scored_at or st.last_seen)
-            version = self.churn_model(st.scored_at or as_of).version  # the version of its churn score
-            out.append(Emit("profiles.v1", cid, st.to_profile(as_of, dict(self.kinds.get(cid, {})), version)))
+            meaning = self._meaning(st)
+            if self._emitted.get(cid) == meaning:
+                continue  # only clicks or time: the next meaningful change carries them
+            self._emitted[cid] = meaning
+            out.append(Emit("profiles.v1", cid, self.profile(cid)))
         self._dirty.clear()
         return out
+
+    def profile(self, customer_id: str) -> Profile:
+        """The customer's profile as of its latest event or churn score."""
+        st = self.customers[customer_id]
+        as_of = max(st.last_seen, st.scored_at or st.last_seen)
+        version = self.churn_model(st.scored_at or as_of).version  # the version of its churn score
+        return st.to_profile(as_of, dict(self.kinds.get(customer_id, {})), version)
+
+    def _meaning(self, st: CustomerState) -> tuple:
+        """What a profile says that is worth a new record (see ``Rules.profile_churn_step``)."""
+        return (st.purchases, st.returns, round(st.revenue, 2), st.journey_stage(), len(st.channels),
+                tuple(sorted(self.kinds.get(st.customer_id, {}).items())), st.carts.quantity, st.carts_started,
+                st.carts_abandoned, st.texts, st.contactable, len(st.consent_history),
+                int(st.churn_probability / self.rules.profile_churn_step))
 
     def take_changes(self) -> dict[str, object | None]:
         """Changed entries: ``c/<customer>`` -> (state, pending snapshots, identifier counts), None once

@@ -58,6 +58,11 @@ class Rules(BaseModel):
         "Learned models take effect per this much event time: the version in effect has learned every label "
         "due before the previous epoch, so every deployment scores with the same version (must exceed the "
         "allowed lateness)."))
+    # Profiles
+    profile_churn_step: float = Field(0.02, gt=0, le=1, description=(
+        "A new profile goes out when something meaningful changed (purchases, revenue, journey stage, channels, "
+        "identifiers, cart, abandonments, texts, consent) or the churn probability moved by this much; clicks "
+        "alone update the next one."))
     # Scale-out
     customer_partitions: int = Field(1, ge=1, le=1024, description=(
         "Partitions of customers (the stateful per-customer stage); a customer lives on one of them."))

@@ -107,8 +107,9 @@ def test_merge_folds_state_and_retires_the_absorbed_id(engine):
     assert m.absorbed_customer_id not in engine.customers and survivor.purchases == 1
     assert m.linking_identifier.kind in ("anonymous_id", "user_id")
     assert any(e.topic == "profiles.v1" and e.key == m.absorbed_customer_id and e.value is None for e in out)
-    later = run(engine, click(20, {"anonymous_id": "cookie-1"}, "page_view"))
+    later = run(engine, add(20, {"anonymous_id": "cookie-1"}, "SKU-2"))
     assert {p.customer_id for p in of(later, "profiles.v1")} == {m.surviving_customer_id}
+    assert of(run(engine, click(21, {"anonymous_id": "cookie-1"}, "page_view")), "profiles.v1") == []  # no news
 
 
 def test_two_customers_with_different_user_ids_are_never_merged(engine):
