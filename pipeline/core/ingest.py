@@ -25,17 +25,9 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-_KINDS = frozenset(IDENTIFIER_KINDS)
 #: Raw identifier values whose outcome (hashed identifier, or unusable) is remembered: they recur per customer.
 KNOWN_VALUES = 200_000
 _UNSEEN = object()
-
-
-def _string_values(ids: object) -> bool:
-    """An ``identifiers`` object whose known kinds are all strings or null (anything else fails validation)."""
-    if not isinstance(ids, dict):
-        return False
-    return all(v is None or type(v) is str or k not in _KINDS for k, v in ids.items())
 
 
 class Ingest:
@@ -58,7 +50,7 @@ class Ingest:
         if not isinstance(doc, dict):
             return self.dead_letter(rec, "not_an_object", f"expected a JSON object, got {type(doc).__name__}")
         raw_ids = doc.get("identifiers")
-        idents = self.identifiers(raw_ids) if _string_values(raw_ids) else ()
+        idents = self.identifiers(raw_ids) if type(raw_ids) is dict else ()
         if idents:  # validated with the tokens in place: nothing raw past the door, and no second model to build
             doc["identifiers"] = {i.kind: PREHASHED + i.hash for i in idents}
         try:
@@ -81,12 +73,15 @@ class Ingest:
         return decoded
 
     def identifiers(self, raw: dict[str, str | None]) -> tuple[Identifier, ...]:
-        """The usable identifiers, hashed, in priority order (placeholders and blocked values left out)."""
+        """The usable identifiers, hashed, in priority order (placeholders and blocked values left out); none
+        when a value is not a string (validation names it)."""
         out = []
         for kind in self._priority:
             value = raw.get(kind)
             if value is None:
                 continue
+            if type(value) is not str:
+                return ()
             known = self._known.get((kind, value), _UNSEEN)
             if known is _UNSEEN:
                 known = self._identifier(kind, value)

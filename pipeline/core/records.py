@@ -1,7 +1,7 @@
 """Records that flow between the drivers and the core."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pydantic import BaseModel
@@ -22,14 +22,14 @@ class RawRecord:
 
 @dataclass(frozen=True, slots=True)
 class Identifier:
-    """A pseudonymised identifier: its kind and the keyed hash of its normalised value."""
+    """A pseudonymised identifier: its kind and the keyed hash of its normalised value; ``key`` is both."""
 
     kind: str
     hash: str
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.hash}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.kind}:{self.hash}")
 
 
 @dataclass(frozen=True, slots=True)
