@@ -223,7 +223,7 @@ class Engine:
             self._send(cid, routed)
 
     def _kinds(self, customer_id: str) -> dict[str, int]:
-        return dict(Counter(i.kind for i in self.identity.members.get(customer_id, ())))
+        return self.identity.kinds(customer_id)
 
     def _tell_partitions(self, force: bool = False) -> None:
         """Every partition learns the watermark when it enters a new epoch (``force``: at a batch's end too):

@@ -85,6 +85,7 @@ class IdentityGraph:
         self.blocked: dict[str, str] = {}  # identifier key -> why it is shared (it links nothing)
         self.changed: set[str] = set()  # identifier keys and absorbed ids changed since ``take_changes``
         self.born_changed: set[str] = set()  # customers whose ``born`` changed since then
+        self._kinds: dict[str, dict[str, int]] = {}  # customer -> identifiers held per kind (derived, cached)
 
     def canonical(self, customer_id: str) -> str:
         """The live customer an id now refers to (follows merges, compressing the path)."""
@@ -96,6 +97,13 @@ class IdentityGraph:
             self.alias[customer_id] = root
             customer_id = parent
         return root
+
+    def kinds(self, customer_id: str) -> dict[str, int]:
+        """How many identifiers of each kind the customer holds (do not change the dict)."""
+        counts = self._kinds.get(customer_id)
+        if counts is None:
+            counts = self._kinds[customer_id] = dict(Counter(i.kind for i in self.members.get(customer_id, ())))
+        return counts
 
     def resolve(self, idents: tuple[Identifier, ...], ts: int, event_id: str) -> Resolution:
         """Attach an event's identifiers (priority order) to one customer; merge customers they join."""
@@ -127,6 +135,7 @@ class IdentityGraph:
                 self.owner[ident.key], self.since[ident.key] = cid, ts
                 self.members[cid].append(ident)
                 self.changed.add(ident.key)
+                self._kinds.pop(cid, None)
             elif before[ident.key] == cid and ts < self.since[ident.key]:
                 self.since[ident.key] = ts  # seen with this customer earlier in event time than first read
                 self.changed.add(ident.key)
@@ -185,6 +194,7 @@ class IdentityGraph:
         if owner is not None:
             self.members[owner].remove(ident)
             del self.since[ident.key]
+            self._kinds.pop(owner, None)
         reason = self.blocked[ident.key] = "several_user_ids" if over == "user_id" else f"over_limit:{over}"
         self.changed.add(ident.key)
         return Block(ident, reason, owner, ts, event_id)
@@ -197,6 +207,8 @@ class IdentityGraph:
             self.changed.add(ident.key)
         self.born[survivor] = min(self.born[survivor], self.born.pop(absorbed))
         self.born_changed.update((survivor, absorbed))
+        self._kinds.pop(survivor, None)
+        self._kinds.pop(absorbed, None)
         self.alias[absorbed] = survivor
         self.changed.add(absorbed)
 
