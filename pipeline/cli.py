@@ -236,8 +236,8 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_dlq)
 
     be = sub.add_parser("bench", help="throughput of the core against a baseline measured in the same run")
-    be.add_argument("--customers", type=int, default=1500)
-    be.add_argument("--runs", type=int, default=3, help="best of this many runs")
+    be.add_argument("--customers", type=int, default=8000, help="generated customers (8000: about 200k events)")
+    be.add_argument("--runs", type=int, default=2, help="best of this many runs")
     be.add_argument("--live", action="store_true", help="latency of merges and triggers through a live worker instead")
     be.add_argument("--rate", type=float, default=300.0, help="--live: events/s offered")
     be.add_argument("--seconds", type=float, default=30.0, help="--live: how long traffic is measured")

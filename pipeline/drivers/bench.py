@@ -1,16 +1,27 @@
 """``rapport bench`` (``make bench``): throughput of the core, as ratios to a baseline measured in the same run.
 
-Baseline: decoding alone (orjson + pydantic validation + hashing), the least any pipeline pays per
-event. Figures are for one process on generated traffic; the machine is shared and noisy, so the
-ratio is the number to compare across runs.
+Baseline: an orjson parse-and-dump pass over the same generated mixed traffic (at least 200k events),
+the least any JSON pipeline pays per event. Then decoding alone (validation and hashing), the whole
+engine as ``rapport replay`` runs it on one core (1 and 8 customer partitions in the process), the
+identity step's share of the engine's time, state bytes per customer, and ``rapport replay`` of a
+100k-event file end to end (a process of its own, start-up included). The machine is shared and
+noisy, so the ratio is the number to compare across runs.
 """
 from __future__ import annotations
 
+import os
+import pickle
 import random
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
 
 from pipeline.core.engine import Engine
 from pipeline.core.identity import IdentityGraph
@@ -18,7 +29,6 @@ from pipeline.core.ingest import Ingest
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Identifier, RawRecord
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
-from pipeline.drivers.codec import jsonl_line
 from pipeline.drivers.generate import generate
 from pipeline.drivers.replay import read_records
 
@@ -46,46 +56,84 @@ def identity_links(n_events: int, seed: int = 1) -> list[tuple[Identifier, ...]]
     return out
 
 
-def run(customers: int = 1500, runs: int = 3) -> list[tuple[str, str, str]]:
-    rules = Rules()
-    hasher = Hasher(b"bench-key")
-    records: list[RawRecord] = list(read_records(iter(g.line() for g in generate(seed=3, customers=customers))))
+def _engine(rules: Rules, hasher: Hasher, records: list[RawRecord]) -> tuple[Engine, float]:
+    """Run the engine over ``records`` as replay does; returns it and the seconds the identity step took."""
+    engine = Engine(rules, hasher, lambda: FIXED)
+    resolve, spent = engine.identity.resolve, [0.0]
+
+    def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        t = time.perf_counter()
+        try:
+            return resolve(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    engine.identity.resolve = timed  # type: ignore[method-assign]
+    for i in range(0, len(records), 1000):
+        engine.process_batch(records[i:i + 1000])
+    engine.close_input()
+    return engine, spent[0]
+
+
+def replay_end_to_end(lines: list[bytes]) -> tuple[float, float]:
+    """``rapport replay`` of ``lines`` in a process of its own (start-up included), and an orjson
+    read-parse-dump-write pass over the same file: events per second of each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        src.write_bytes(b"".join(lines))
+        start = time.perf_counter()
+        with open(src, "rb") as f, open(out, "wb") as o:
+            for line in f:
+                o.write(orjson.dumps(orjson.loads(line)) + b"\n")
+        base = len(lines) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", str(src), "--out", str(out), "--quiet",
+                        "--fixed-clock", "2026-01-01T00:00:00Z"], check=True, capture_output=True,
+                       env={**os.environ, "RAPPORT_PII_KEY": "bench"})
+        return len(lines) / (time.perf_counter() - start), base
+
+
+def run(customers: int = 8000, runs: int = 2) -> list[tuple[str, str, str]]:
+    rules, hasher = Rules(), Hasher(b"bench-key")
+    lines = [r.line() for r in generate(seed=3, customers=customers)]
+    records: list[RawRecord] = list(read_records(iter(lines)))
     ingest = Ingest(rules, hasher)
+
+    def parse_and_dump() -> int:
+        for line in lines:
+            orjson.dumps(orjson.loads(line))
+        return len(lines)
 
     def decode_only() -> int:
         for r in records:
             ingest.decode(r)
         return len(records)
 
-    def engine_only() -> int:
-        engine = Engine(rules, hasher, lambda: FIXED)
-        for i in range(0, len(records), 1000):
-            engine.process_batch(records[i:i + 1000])
-        return len(records)
-
-    def engine_and_encode() -> int:
-        engine = Engine(rules, hasher, lambda: FIXED)
-        for i in range(0, len(records), 1000):
-            for e in engine.process_batch(records[i:i + 1000]):
-                jsonl_line(e.topic, e)
-        return len(records)
+    base, _ = _best_of(runs, parse_and_dump)
+    rows = [("orjson parse and dump (baseline)", f"{base:,.0f} events/s", "1.00")]
+    rate, _ = _best_of(runs, decode_only)
+    rows.append(("decode only (validation, hashing)", f"{rate:,.0f} events/s", f"{rate / base:.3f}"))
+    for partitions in (1, 8):
+        best, engine, identity_s, seconds = 0.0, None, 0.0, 0.0
+        for _ in range(runs):
+            start = time.perf_counter()
+            engine, identity_s = _engine(rules.model_copy(update={"customer_partitions": partitions}), hasher,
+                                         records)
+            seconds = time.perf_counter() - start
+            best = max(best, len(records) / seconds)
+        rows.append((f"engine, replay on one core ({partitions} customer partition{'s' * (partitions > 1)})",
+                     f"{best:,.0f} events/s", f"{best / base:.3f}"))
+    assert engine is not None
+    rows.append(("identity step, share of engine time", f"{identity_s / seconds:.0%}", ""))
+    entries = engine.take_changes()
+    state = sum(len(pickle.dumps(v)) for k, v in entries.items() if k.startswith(("c/", "i/", "n/", "a/")) and v)
+    rows.append(("state per customer (changelog bytes)", f"{state / max(1, len(engine.customers)):,.0f} bytes",
+                 f"{len(engine.customers):,} customers"))
+    e2e, file_base = replay_end_to_end(lines[:100_000])
+    rows.append(("rapport replay, 100k events end to end (start-up included)", f"{e2e:,.0f} events/s",
+                 f"{e2e / file_base:.3f} of orjson on the file ({file_base:,.0f}/s)"))
 
     links = identity_links(200_000)
-
-    def identity_only() -> int:
-        graph = IdentityGraph(rules)
-        for n, ids in enumerate(links):
-            graph.resolve(ids, n, str(n))
-        return len(links)
-
-    base, n_records = _best_of(runs, decode_only)
-    rows = [("decode only (baseline)", f"{base:,.0f} events/s", "1.00")]
-    for name, fn in (("engine (all stages)", engine_only), ("engine + JSON encoding of outputs", engine_and_encode)):
-        rate, _ = _best_of(runs, fn)
-        rows.append((name, f"{rate:,.0f} events/s", f"{rate / base:.2f}"))
-    rate, _ = _best_of(runs, identity_only)
-    rows.append(("identity resolve (200k link events)", f"{rate:,.0f} links/s", f"{rate / base:.2f}"))
-
     tracemalloc.start()
     graph = IdentityGraph(rules)
     for n, ids in enumerate(links):
@@ -94,7 +142,7 @@ def run(customers: int = 1500, runs: int = 3) -> list[tuple[str, str, str]]:
     tracemalloc.stop()
     rows.append(("identity memory", f"{used / max(1, len(graph.owner)):,.0f} bytes/identifier",
                  f"{len(graph.owner):,} ids"))
-    rows.append(("input", f"{n_records:,} generated records", f"{customers:,} customers"))
+    rows.append(("input", f"{len(records):,} generated records", f"{customers:,} customers"))
     return rows
 
 

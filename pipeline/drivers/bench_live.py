@@ -1,6 +1,7 @@
-"""``rapport bench --live``: how long merges and triggers take to reach their topics, live.
+"""``rapport bench --live``: how long merges and triggers take to reach their topics, live, and how the
+customers' work spreads over the workers.
 
-A worker runs on an embedded broker of its own. Generated journeys, restamped to the wall clock, are
+Workers run on an embedded broker of their own (1, then 2, over 8 partitions). Generated journeys, restamped to the wall clock, are
 sent at a fixed rate. For every merge record and every negative_emotion trigger, the figure is its
 arrival on the outbound topic minus the moment its cause event was sent. For a merge that reaches
 every output, the figure is the later of the merge record and the absorbed id's tombstone on
@@ -79,6 +80,12 @@ def _counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
     return {n: float(values.get(n, "nan")) for n in names}
 
 
+def _applied(port: int) -> float:
+    """A worker's ``rapport_events_total``: the events its customer partitions applied."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("rapport_events_total{"))
+
+
 def _percentiles(values: list[float]) -> tuple[float, float, float]:
     if len(values) < 2:
         return (values[0],) * 3 if values else (float("nan"),) * 3
@@ -86,27 +93,30 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), q[98], max(values)
 
 
-def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]]:
+def run(rate: float, seconds: float, workers: int = 1, partitions: int = 8,
+        seed: int = 5) -> list[tuple[str, str, str]]:
     """Rows of (measure, figure, ratio to the broker round trip)."""
     logs = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
     broker = EmbeddedBroker(free_port(), logs / "broker.log").start()
-    settings = Settings(kafka_bootstrap=broker.bootstrap, pii_key="bench", partitions=4, state_dir=logs)
-    metrics_port = free_port()
+    settings = Settings(kafka_bootstrap=broker.bootstrap, pii_key="bench", partitions=partitions, state_dir=logs)
+    ports = [free_port() for _ in range(workers)]
     env = {**os.environ, "RAPPORT_KAFKA_BOOTSTRAP": broker.bootstrap, "RAPPORT_PII_KEY": "bench",
-           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_METRICS_PORT": str(metrics_port),
-           "RAPPORT_WEB_PORT": str(free_port()), "RAPPORT_BATCH_WITHIN_S": "0.05"}
+           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_PARTITIONS": str(partitions), "RAPPORT_BATCH_WITHIN_S": "0.05"}
     procs = []
     try:
         ensure_topics(settings)
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         admin.create_topics([NewTopic(PING, 1, 1)])[PING].result()
-        procs.append(spawn(["worker", "--loglevel", "warn"], env, logs / "worker.log"))
+        for n, port in enumerate(ports):
+            procs.append(spawn(["worker", "--loglevel", "warn"],
+                               {**env, "RAPPORT_METRICS_PORT": str(port), "RAPPORT_WEB_PORT": str(free_port())},
+                               logs / f"worker{n}.log"))
         arrivals = Arrivals(broker.bootstrap)
         arrivals.start()
         arrivals.assigned.wait(30)
         pub = Publisher(broker.bootstrap)
         sent: dict[str, float] = {}
-        warmup = 5.0  # the worker joins its group and restores: traffic before that is not measured
+        warmup = 5.0 + 3.0 * workers  # the workers join their group and restore: traffic before is not measured
         started = time.monotonic()
         for n, rec in enumerate(g.pace(g.live_stream(seed), rate, int(rate * (seconds + warmup)))):
             pub.send(rec.topic, rec.key_bytes(), rec.value_bytes())
@@ -122,8 +132,9 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
         time.sleep(3)  # stragglers
         arrivals.done.set()
         arrivals.join(5)
-        counters = _counters(metrics_port, ("rapport_records_total", "rapport_out_of_order_events_total",
-                                            "rapport_identity_merges_total"))
+        names = ("rapport_records_total", "rapport_out_of_order_events_total", "rapport_identity_merges_total")
+        counters = {k: sum(_counters(p, names)[k] for p in ports) for k in names}
+        applied = [_applied(p) for p in ports]
     finally:
         stop(procs)
         broker.stop()
@@ -142,11 +153,16 @@ def run(rate: float, seconds: float, seed: int = 5) -> list[tuple[str, str, str]
         p50, p99, top = _percentiles(values)
         rows.append((f"{kind} (n={len(values)})", f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {top:,.0f} ms",
                      f"{p50 / base[0]:.1f}x" if base[0] == base[0] and base[0] > 0 else "-"))
-    rows.append(("offered load", f"{rate:g} events/s for {seconds:g} s", ""))
+    rows.append(("offered load", f"{rate:g} events/s for {seconds:g} s, {workers} worker(s), "
+                                 f"{partitions} partitions", ""))
+    total = sum(applied) or 1.0
+    rows.append(("events applied per worker", ", ".join(f"{n:,.0f} ({n / total:.0%})" for n in applied), ""))
     rows.append(("worker counted", ", ".join(f"{k.removeprefix('rapport_').removesuffix('_total')} {v:,.0f}"
                                              for k, v in counters.items()), ""))
     return rows
 
 
 def main(rate: float, seconds: float) -> None:
-    print_table(run(rate, seconds), ("live, one worker, embedded broker", "figure", "p50 vs round trip"))
+    for workers in (1, 2):
+        print_table(run(rate, seconds, workers), (f"live, {workers} worker(s) over 8 partitions, embedded broker",
+                                                  "figure", "p50 vs round trip"))
