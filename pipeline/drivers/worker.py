@@ -256,6 +256,15 @@ class CustomerStages:
                  time.monotonic() - started)
         return stage, store
 
+    async def restore(self, partitions: list[int]) -> None:
+        """Restore newly assigned partitions side by side (each reads its changelog partition)."""
+        async with self.lock:
+            loop = asyncio.get_running_loop()
+            todo = [p for p in partitions if p not in self.stages]
+            for p, restored in zip(todo, await asyncio.gather(*(loop.run_in_executor(None, self._restore, p)
+                                                                 for p in todo)), strict=True):
+                self.stages[p] = restored
+
     async def batch(self, records: list[tuple[int, int, bytes]]) -> None:
         """``(partition, offset, value)`` records of the customers topic, in order per partition."""
         async with self.lock:
@@ -347,6 +356,9 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
             names = [(tp.topic, tp.partition) for tp in sources.values()]
             offsets = await asyncio.get_running_loop().run_in_executor(None, committed.read, names)
             ingest.assigned({(t.removeprefix(prefix), p): o for (t, p), o in offsets.items()})
+        held = [tp.partition for tp in assigned if tp.topic == customers_topic]
+        if held:  # restore them now, side by side, rather than one by one as their first records come
+            asyncio.ensure_future(customers.restore(held))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **_) -> None:  # noqa: ANN001
