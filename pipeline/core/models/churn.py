@@ -34,7 +34,7 @@ def recency_prior(x: dict[str, float]) -> float:
     """Baseline: overdue relative to the customer's own rhythm (or 30 days) means likely gone."""
     if not x.get("purchases"):
         return 0.5
-    rhythm = max(7.0, x.get("mean_interpurchase_days") or 30.0)
+    rhythm = max(7.0, math.expm1(x.get("log_mean_gap", 0.0)) or 30.0)
     r = x.get("recency_days", 0.0) / rhythm
     return r / (1.0 + r)
 
