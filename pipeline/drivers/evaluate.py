@@ -1,35 +1,24 @@
 """``rapport eval`` (``make eval``): each model's prequential figures next to its baseline, in one table.
 
-Data is what the project can produce offline (``rapport generate`` and its text composer): it shows
+Sentiment data is what the project can produce offline (its text composer): it shows
 that the learning machinery works and how it compares to the baselines on the same stream, not how
 it does on real customers (see the README for what real data would change).
 
 - Sentiment: texts arrive in order; a rated text is predicted, then learned; an unrated text is only
   predicted. Accuracy on positive vs negative texts *without* a rating (after learning only from
   the rated ones before them), per language, against VADER alone and a character n-gram naive Bayes.
-- Churn: the engine runs a year of journeys; each snapshot's prediction (made at snapshot time) is
-  scored when its label arrives H days later. ROC AUC against the recency-only baseline and BG/NBD.
+- Churn: measured on a real purchase log (CDNOW) through the engine, at calibration cutoffs, against
+  BG/NBD and recency alone: see ``pipeline.drivers.eval_churn``.
 """
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 
-import numpy as np
 from river import feature_extraction, naive_bayes
 
-from pipeline.core.engine import Engine
-from pipeline.core.models.churn import recency_prior
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
-from pipeline.core.pii import Hasher
-from pipeline.core.rules import Rules
-from pipeline.drivers.generate import generate
-from pipeline.drivers.replay import read_records
-from pipeline.drivers import eval_texts
-from pipeline.drivers.bgnbd import BGNBD
+from pipeline.drivers import eval_churn, eval_texts
 from pipeline.drivers.texts import note_text, review_text
-
-FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def auc(scores: list[float], labels: list[bool]) -> float:
@@ -108,56 +97,12 @@ def sentiment_rows(seed: int, n: int = 4000) -> list[tuple[str, ...]]:
     return rows
 
 
-def churn_rows(seed: int, customers: int = 300, days: float = 365.0) -> list[tuple[str, ...]]:
-    """Prequential ROC AUC of the online model, the recency baseline and BG/NBD on the same snapshots.
-
-    BG/NBD is a batch model: it is fitted on every customer's purchases in the first half of the year
-    and scores the snapshots of the second half; all three are compared on those snapshots.
-    """
-    rules = Rules()
-    engine = Engine(rules, Hasher(b"eval-key"), lambda: FIXED)
-    scored: list[tuple[int, float, float, bool, dict[str, float]]] = []
-    learn = engine.churn.learn
-
-    def scoring_learn(x: dict[str, float], churned: bool) -> bool:
-        scored.append((len(scored), engine.churn.predict(x), recency_prior(x), churned, x))
-        return learn(x, churned)
-
-    engine.churn.learn = scoring_learn  # type: ignore[method-assign]
-    records = list(read_records(iter(g.line() for g in generate(seed, customers, days=days, malformed=0, duplicates=0))))
-    half = len(records) // 2
-    for i in range(0, half, 1000):
-        engine.process_batch(records[i:min(i + 1000, half)])
-    calibration = [(st.purchase_times, engine.watermark.current) for st in engine.customers.values() if st.purchase_times]
-    first_late = len(scored)
-    for i in range(half, len(records), 1000):
-        engine.process_batch(records[i:i + 1000])
-    late = scored[first_late:]
-
-    day = 86_400_000
-    x = np.array([len(p) - 1 for p, _ in calibration], dtype=float)
-    t_x = np.array([(p[-1] - p[0]) / day for p, _ in calibration])
-    T = np.array([(now - p[0]) / day for p, now in calibration])
-    bg = BGNBD().fit(x, t_x, T)
-    sx = np.array([max(0.0, s[4]["purchases"] - 1) for s in late])
-    sT = np.array([s[4]["tenure_days"] for s in late])
-    stx = np.maximum(0.0, sT - np.array([s[4]["recency_days"] for s in late]))
-    bg_scores = list(-bg.expected_purchases(rules.churn_horizon_days, sx, stx, sT))
-    labels = [s[3] for s in late]
-    n = str(len(late))
-    return [
-        ("churn", "model (online logistic regression)", "ROC AUC, 2nd-half snapshots", f"{auc([s[1] for s in late], labels):.3f}", n),
-        ("churn", "BG/NBD (fitted on the 1st half)", "ROC AUC, 2nd-half snapshots", f"{auc(bg_scores, labels):.3f}", n),
-        ("churn", "recency only (baseline)", "ROC AUC, 2nd-half snapshots", f"{auc([s[2] for s in late], labels):.3f}", n),
-        ("churn", "share churned", "", f"{sum(labels) / max(1, len(labels)):.3f}", n),
-    ]
-
-
 def main(seed: int) -> None:
-    rows = [("model", "learner", "measure", "value", "n")] + sentiment_rows(seed) + churn_rows(seed)
+    rows = [("model", "learner", "measure", "value", "n")] + sentiment_rows(seed) + eval_churn.rows()
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for n, r in enumerate(rows):
         print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    print("\nData: generated offline (template text, simulated journeys); see README for what these figures mean.")
+    print("\nData: sentiment on generated offline texts; churn on CDNOW, a real purchase log (1997-98, one cohort)."
+          "\nSee README for what these figures mean.")
