@@ -238,7 +238,7 @@ class CustomerState:
         later_revenue = sum(p.total for p in self.purchase_log[len(log):])
         revenue = max(0.0, self.revenue - later_revenue)
         ln = math.log1p
-        x = {
+        x = {  # the raw day and purchase counts are for the recency prior; the learner takes the logs
             "recency_days": recency,
             "purchases": float(n),
             "log_recency": ln(recency),
@@ -255,12 +255,24 @@ class CustomerState:
             "rate_90d": 90.0 * repeat / (tenure + 30.0),
             "log_recency_x_log_repeat": ln(recency) * ln(repeat),
         }
-        for w in CHURN_WINDOWS_DAYS:
-            since = now - w * DAY_MS
-            inside = [p.total for p in log if p.ts > since]
-            x[f"log_purchases_{w}d"] = ln(len(inside))
-            if w in (90, 365):
-                x[f"log_spend_{w}d"] = ln(sum(inside))
+        # Disjoint windows back from now: (0, 30], (30, 90], (90, 180], (180, 365] days, and before. Disjoint,
+        # so that what a young customer base never shows (purchases over a year old) has a weight of its
+        # own, which stays near 0 until labels inform it, instead of shifting the weights of the others.
+        # Purchases older than the log (a customer with more than KEEP_PURCHASES) count in the window of
+        # the oldest one it holds: they are at least that old.
+        edges = (0, *CHURN_WINDOWS_DAYS, math.inf)
+        counts = [0] * (len(edges) - 1)
+        for p in log:
+            counts[next(i for i, hi in enumerate(edges[1:]) if now - p.ts < hi * DAY_MS)] += 1
+        if log:
+            counts[next(i for i, hi in enumerate(edges[1:]) if now - log[0].ts < hi * DAY_MS)] += n - len(log)
+        for lo, hi, c in zip(edges, edges[1:], counts):
+            x[f"log_purchases_{lo}_{hi}d" if hi != math.inf else f"log_purchases_before_{lo}d"] = ln(c)
+        spend_90 = sum(p.total for p in log if p.ts > now - 90 * DAY_MS)
+        spend_365 = sum(p.total for p in log if p.ts > now - 365 * DAY_MS)
+        x["log_spend_0_90d"] = ln(spend_90)
+        x["log_spend_90_365d"] = ln(spend_365 - spend_90)
+        x["log_spend_before_365d"] = ln(max(0.0, revenue - spend_365))
         x.update({
             "log_sessions": ln(self.sessions),
             "cart_abandon_rate": self.carts_abandoned / self.carts_started if self.carts_started else 0.0,

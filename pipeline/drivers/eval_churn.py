@@ -166,12 +166,13 @@ def run(cutoff_weeks: tuple[int, ...] = CUTOFF_WEEKS, rules: Rules | None = None
         engine.sources_idle(source, wall_ms=cut_ms + lateness)  # idle input: the watermark reaches the cutoff
         cut_day = (cutoff - EPOCH).days - 1  # the last day whose purchases are known
         present = [n for n, cid in enumerate(ids) if days[cid][0] <= cut_day]  # file order is by date per customer
-        p = np.array([engine.customers[engine.identity.canonical(engine.identity.owner[keys[n]])].churn_probability
-                      for n in present])
+        states = [engine.customers[engine.identity.canonical(engine.identity.owner[keys[n]])] for n in present]
+        p = np.array([st.churn_probability for st in states])  # as the profile shows it (scored <= 7 days ago)
+        fresh = np.array([engine.churn.predict(st.features(cut_ms)) for st in states])  # diagnostic: scored now
         y = np.array([not any(cut_day < d <= cut_day + HORIZON_DAYS for d in days[ids[n]]) for n in present])
         x, t_x, T = bgnbd_stats([days[ids[n]] for n in present], cut_day)
         bg = BGNBD().fit(x, t_x, T)
-        res = {"cutoff": cutoff, "n": len(present), "y": y, "model": p, "recency": T - t_x,  # days since the last purchase
+        res = {"cutoff": cutoff, "n": len(present), "y": y, "model": p, "fresh": fresh, "recency": T - t_x,  # days since the last purchase
                "bgnbd": -bg.expected_purchases(HORIZON_DAYS, x, t_x, T),
                "bgnbd_p": bg.p_no_purchase(HORIZON_DAYS, x, t_x, T), "labels_learned": engine.churn.learned}
         lt = lifetimes_bgnbd(x, t_x, T)
@@ -210,6 +211,11 @@ def rows(cutoff_weeks: tuple[int, ...] = CUTOFF_WEEKS) -> list[Row]:
         out.append(("churn", label, "log-loss, all cutoffs", f"{log_loss(p, y_all):.4f}", total))
         out.append(("churn", label, "Brier score, all cutoffs", f"{brier(p, y_all):.4f}", total))
     out.append(("churn", "share churned", "all cutoffs", f"{y_all.mean():.3f}", total))
+    p_all = np.concatenate([r["model"] for r in results])  # type: ignore[misc]
+    threshold = Rules().churn_threshold
+    flagged = p_all >= threshold
+    out.append(("churn", f"model >= churn_threshold ({threshold})", "share of customers; share of them churned",
+                f"{flagged.mean():.3f}; {y_all[flagged].mean():.3f}", total))
     print(f"churn eval: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return out
 

@@ -20,11 +20,14 @@ def customer(days: list[float], total: float = 10.0, cid: str = "c") -> Customer
 def test_window_counts_and_spend():
     st = customer([0, 100, 200, 300, 330, 350], total=20.0)
     x = st.features(360 * DAY_MS)
-    assert x["log_purchases_30d"] == pytest.approx(math.log1p(1))  # (330, 360]: day 350 only
-    assert x["log_purchases_90d"] == pytest.approx(math.log1p(3))  # days 300, 330, 350
-    assert x["log_purchases_180d"] == pytest.approx(math.log1p(4))  # and day 200
-    assert x["log_purchases_365d"] == pytest.approx(math.log1p(6))
-    assert x["log_spend_90d"] == pytest.approx(math.log1p(60.0))
+    windows = {k: round(math.expm1(v)) for k, v in x.items() if k.startswith("log_purchases_")}
+    assert windows == {"log_purchases_0_30d": 1, "log_purchases_30_90d": 2, "log_purchases_90_180d": 1,
+                       "log_purchases_180_365d": 2, "log_purchases_before_365d": 0}  # days 350 | 300, 330 | 200 | 0, 100
+    assert x["log_spend_0_90d"] == pytest.approx(math.log1p(60.0))
+    assert x["log_spend_90_365d"] == pytest.approx(math.log1p(60.0))
+    assert x["log_spend_before_365d"] == 0
+    later = st.features(500 * DAY_MS)
+    assert later["log_purchases_before_365d"] == pytest.approx(math.log1p(2))  # days 0 and 100
     assert x["log_revenue"] == pytest.approx(math.log1p(120.0))
     assert x["recency_days"] == 10 and x["purchases"] == 6
     assert x["log_tenure"] == pytest.approx(math.log1p(360))
@@ -54,7 +57,8 @@ def test_first_purchase_is_exact_beyond_the_log_and_windows_are_lower_bounds():
     assert len(st.purchase_log) == KEEP_PURCHASES and st.first_purchase == 0
     x = st.features(100 * DAY_MS)
     assert x["purchases"] == 100 and x["log_tenure"] == pytest.approx(math.log1p(100))
-    assert x["log_purchases_90d"] == pytest.approx(math.log1p(KEEP_PURCHASES))  # all the log holds
+    # days 71-99 in (0, 30]; the log's days 68-70 and the 68 purchases before them in (30, 90]
+    assert round(math.expm1(x["log_purchases_0_30d"])) == 29 and round(math.expm1(x["log_purchases_30_90d"])) == 71
 
 
 def test_absorb_folds_the_churn_aggregates():
