@@ -168,7 +168,7 @@ def _bench(args: argparse.Namespace, s: Settings) -> None:
 def _eval(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers import evaluate
 
-    evaluate.main(args.seed)
+    evaluate.main()
 
 
 def _build_prior(args: argparse.Namespace, s: Settings) -> None:
@@ -243,9 +243,7 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--seconds", type=float, default=30.0, help="--live: how long traffic is measured")
     be.set_defaults(func=_bench)
 
-    ev = sub.add_parser("eval", help="prequential model figures next to their baselines")
-    ev.add_argument("--seed", type=int, default=1)
-    ev.set_defaults(func=_eval)
+    sub.add_parser("eval", help="model figures on real data next to their baselines").set_defaults(func=_eval)
 
     bp = sub.add_parser("build-prior", help="rebuild the shipped Korean sentiment prior from the rated Korean dev reviews")
     bp.add_argument("--data", metavar="PATH", help="korean_reviews_dev.jsonl (default: RAPPORT_KO_REVIEWS)")

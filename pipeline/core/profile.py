@@ -1,6 +1,7 @@
 """Per-customer state: behaviour, cart, emotion, consent; folding on merge; features and the profile record."""
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -13,6 +14,7 @@ SESSION_GAP_MS = 30 * 60_000
 KEEP_PURCHASES = 32
 KEEP_CONSENT = 20
 KEEP_ABANDONED = 5
+CHURN_WINDOWS_DAYS = (30, 90, 180, 365)  # purchase count and spend windows of the churn features
 KEEP_RECENT_EVENTS = 32
 FAST, SLOW = 0.3, 0.05  # EWMA weights of the recent and long-run sentiment averages
 
@@ -51,6 +53,7 @@ class CustomerState:
     revenue: float = 0.0
     currency: str | None = None
     purchase_log: list[Purchase] = field(default_factory=list)
+    first_purchase: int | None = None  # event time of the first purchase ever (the log keeps only the latest)
     sessions: int = 0
     last_session: str | None = None
     last_click: int | None = None
@@ -116,6 +119,7 @@ class CustomerState:
         self.purchases += 1
         self.revenue += p.total
         self.currency = currency
+        self.first_purchase = p.ts if self.first_purchase is None else min(self.first_purchase, p.ts)
         self.purchase_log = sorted(self.purchase_log + [p], key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
         self.carts.settle(p.ts, window)
 
@@ -174,6 +178,7 @@ class CustomerState:
                      "carts_started", "carts_abandoned"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.currency = self.currency or other.currency
+        self.first_purchase = min((t for t in (self.first_purchase, other.first_purchase) if t is not None), default=None)
         linked = [replace(p, linked_at=max(p.linked_at or p.ts, at)) for p in other.purchase_log]
         self.purchase_log = sorted(self.purchase_log + linked, key=lambda x: (x.ts, x.event_id))[-KEEP_PURCHASES:]
         if other.last_click is not None and (self.last_click is None or other.last_click > self.last_click):
@@ -209,23 +214,73 @@ class CustomerState:
         return None if not self.purchase_times else max(0.0, (now - self.purchase_times[-1]) / DAY_MS)
 
     def features(self, now: int) -> dict[str, float]:
-        """Churn-model inputs at event time ``now`` (only what is known by then)."""
-        t = [x for x in self.purchase_times if x <= now]
-        interval = None if len(t) < 2 else (t[-1] - t[0]) / (len(t) - 1) / DAY_MS
-        last_gap = None if len(t) < 2 else (t[-1] - t[-2]) / DAY_MS
-        return {
-            "recency_days": (now - t[-1]) / DAY_MS if t else (now - self.first_seen) / DAY_MS,
-            "purchases": float(len(t)),
-            "monetary": self.revenue / max(1, self.purchases),
-            "mean_interpurchase_days": interval or 0.0,
-            "interval_trend": (last_gap / interval) if interval and last_gap is not None else 1.0,
-            "tenure_days": (now - self.first_seen) / DAY_MS,
-            "sessions": float(self.sessions),
+        """Churn-model inputs at event time ``now``: only purchases at or before ``now`` count.
+
+        Counts, spend and gaps come from the purchase log (the latest ``KEEP_PURCHASES``); a window
+        longer than the log reaches is a lower bound (32 or more purchases in it). Lifetime count,
+        revenue and the first purchase time are exact. Heavy-tailed values are log-transformed, ratios
+        bounded, so that an online logistic regression over standardised inputs learns them well.
+        """
+        log = [p for p in self.purchase_log if p.ts <= now]
+        later = len(self.purchase_log) - len(log)
+        n = max(len(log), self.purchases - later)  # purchases up to now (those after now are all in the log)
+        first = self.first_purchase if self.first_purchase is not None and self.first_purchase <= now else None
+        if log and first is None:
+            first = log[0].ts
+        last = log[-1].ts if log else None
+        recency = (now - (last if last is not None else self.first_seen)) / DAY_MS
+        tenure = (now - (first if first is not None else self.first_seen)) / DAY_MS
+        span = (last - first) / DAY_MS if log and first is not None else 0.0  # BG/NBD's t_x
+        repeat = max(0, n - 1)  # BG/NBD's x
+        gaps = [(b.ts - a.ts) / DAY_MS for a, b in zip(log, log[1:])]
+        gap_mean = sum(gaps) / len(gaps) if gaps else 0.0
+        gap_sd = math.sqrt(sum((g - gap_mean) ** 2 for g in gaps) / len(gaps)) if len(gaps) > 1 else 0.0
+        later_revenue = sum(p.total for p in self.purchase_log[len(log):])
+        revenue = max(0.0, self.revenue - later_revenue)
+        ln = math.log1p
+        x = {  # the raw day and purchase counts are for the recency prior; the learner takes the logs
+            "recency_days": recency,
+            "purchases": float(n),
+            "log_recency": ln(recency),
+            "log_purchases": ln(n),
+            "log_tenure": ln(tenure),
+            "log_active_span": ln(span),
+            "log_revenue": ln(revenue),
+            "log_order_value": ln(revenue / n) if n else 0.0,
+            "log_mean_gap": ln(gap_mean),
+            "gap_cv": min(3.0, gap_sd / gap_mean) if gap_mean > 0 else 0.0,
+            "log_recency_over_rhythm": ln(recency / max(1.0, gap_mean)) if gaps else 0.0,
+            "log_missed_purchases": ln(recency * repeat / max(1.0, span)) if repeat else 0.0,
+            "repeat_buyer": 1.0 if repeat else 0.0,
+            "rate_90d": 90.0 * repeat / (tenure + 30.0),
+            "log_recency_x_log_repeat": ln(recency) * ln(repeat),
+        }
+        # Disjoint windows back from now: (0, 30], (30, 90], (90, 180], (180, 365] days, and before. Disjoint,
+        # so that what a young customer base never shows (purchases over a year old) has a weight of its
+        # own, which stays near 0 until labels inform it, instead of shifting the weights of the others.
+        # Purchases older than the log (a customer with more than KEEP_PURCHASES) count in the window of
+        # the oldest one it holds: they are at least that old.
+        edges = (0, *CHURN_WINDOWS_DAYS, math.inf)
+        counts = [0] * (len(edges) - 1)
+        for p in log:
+            counts[next(i for i, hi in enumerate(edges[1:]) if now - p.ts < hi * DAY_MS)] += 1
+        if log:
+            counts[next(i for i, hi in enumerate(edges[1:]) if now - log[0].ts < hi * DAY_MS)] += n - len(log)
+        for lo, hi, c in zip(edges, edges[1:], counts):
+            x[f"log_purchases_{lo}_{hi}d" if hi != math.inf else f"log_purchases_before_{lo}d"] = ln(c)
+        spend_90 = sum(p.total for p in log if p.ts > now - 90 * DAY_MS)
+        spend_365 = sum(p.total for p in log if p.ts > now - 365 * DAY_MS)
+        x["log_spend_0_90d"] = ln(spend_90)
+        x["log_spend_90_365d"] = ln(spend_365 - spend_90)
+        x["log_spend_before_365d"] = ln(max(0.0, revenue - spend_365))
+        x.update({
+            "log_sessions": ln(self.sessions),
             "cart_abandon_rate": self.carts_abandoned / self.carts_started if self.carts_started else 0.0,
             "sentiment_avg": self.sentiment_avg or 0.0,
             "sentiment_trend": (self.sentiment_avg - self.sentiment_long) if self.texts > 1 else 0.0,
-            "returns": float(self.returns),
-        }
+            "log_returns": ln(self.returns),
+        })
+        return x
 
     def journey_stage(self) -> str:
         if self.purchases >= 2:

@@ -31,7 +31,17 @@ class BGNBD:
     def expected_purchases(self, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         z = t / (alpha + T + t)
-        head = (a + b + x - 1) / (a - 1) if a > 1 else np.full_like(x, np.inf, dtype=float)
+        # (a + b + x - 1) / (a - 1) and the bracket change sign together when a < 1 (common on real data)
+        head = (a + b + x - 1) / (a - 1)
         body = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+        return head * body * self.p_alive(x, t_x, T)
+
+    def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        r, alpha, a, b = self.r, self.alpha, self.a, self.b
         alive_odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
-        return head * body / (1 + alive_odds)
+        return 1 / (1 + alive_odds)
+
+    def p_no_purchase(self, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(no purchase in the next ``t`` days): dead, or alive and silent (a Poisson-gamma zero)."""
+        alive = self.p_alive(x, t_x, T)
+        return 1 - alive + alive * ((self.alpha + T) / (self.alpha + T + t)) ** (self.r + x)

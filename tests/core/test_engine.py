@@ -1,4 +1,6 @@
 """Scripted journeys through the whole core, without a broker."""
+import math
+
 import orjson
 
 from schemas.outbound import OUTBOUND
@@ -238,7 +240,7 @@ class ScriptedChurn:
         self.answers = answers or {}
 
     def predict(self, x):
-        return self.answers[round(x["tenure_days"])]
+        return self.answers[round(math.expm1(x["log_tenure"]))]
 
     def learn(self, x, churned):
         return False

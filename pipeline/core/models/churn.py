@@ -5,6 +5,14 @@ a snapshot's label is learned only once the watermark has passed ``snapshot time
 no future information reaches a prediction. Until ``warmup`` labels are learned the estimate is
 blended with a recency prior.
 
+The learner is a logistic regression fitted online by a second-order (extended Kalman filter, or
+recursive IRLS) update: each label moves the weights by the inverse of the accumulated Fisher
+information, so the model tracks what a batch fit on every label so far would give, whatever the
+features' scales, and does not bounce with the last labels as plain SGD does. Labels arrive in
+bursts (every customer's snapshot of a week, one horizon later); SGD with a constant step followed
+each burst and ranked customers worse than recency alone on real purchase logs. State: the weights
+and a d x d matrix (d = number of features + 1, about 30).
+
 >>> m = ChurnModel(horizon_ms=10, warmup=2)
 >>> m.snapshot("c1", ts=0, x={"recency_days": 1.0, "purchases": 1.0})
 >>> m.due(watermark=9), [s.customer_id for s in m.due(watermark=10)]
@@ -16,7 +24,7 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
-from river import compose, linear_model, optim, preprocessing
+import numpy as np
 
 from pipeline.core.models.monitor import Prequential
 
@@ -34,13 +42,56 @@ def recency_prior(x: dict[str, float]) -> float:
     """Baseline: overdue relative to the customer's own rhythm (or 30 days) means likely gone."""
     if not x.get("purchases"):
         return 0.5
-    rhythm = max(7.0, x.get("mean_interpurchase_days") or 30.0)
+    rhythm = max(7.0, math.expm1(x.get("log_mean_gap", 0.0)) or 30.0)
     r = x.get("recency_days", 0.0) / rhythm
     return r / (1.0 + r)
 
 
+class OnlineLogit:
+    """Binary logistic regression, one label at a time, with a second-order (Kalman/IRLS) update.
+
+    The feature names are fixed by the first example seen (sorted); a later name it does not know
+    is ignored and a missing one counts as 0, as are the names in ``skip``.
+
+    >>> m = OnlineLogit()
+    >>> for n in range(400):
+    ...     m.learn_one({"x": (n % 20) / 10}, n % 20 >= 10)
+    >>> m.predict_one({"x": 0.2}) < 0.2 < 0.8 < m.predict_one({"x": 1.8})
+    True
+    """
+
+    def __init__(self, prior_precision: float = 1.0, skip: tuple[str, ...] = ()) -> None:
+        self.prior_precision = prior_precision
+        self.skip = skip
+        self.names: tuple[str, ...] = ()
+        self.w = np.zeros(0)
+        self.A = np.zeros((0, 0))  # Fisher information accumulated over the labels, plus the prior's
+
+    def _z(self, x: dict[str, float]) -> np.ndarray:
+        if not self.w.size:
+            self.names = tuple(sorted(k for k in x if k not in self.skip))
+            d = len(self.names) + 1
+            self.w, self.A = np.zeros(d), np.eye(d) * self.prior_precision
+        values = [x.get(k, 0.0) for k in self.names]
+        values.append(1.0)  # the intercept
+        return np.array(values, dtype=float)
+
+    def predict_one(self, x: dict[str, float]) -> float:
+        if not self.w.size:
+            return 0.5
+        s = float(self._z(x) @ self.w)
+        return 1.0 / (1.0 + math.exp(-max(-35.0, min(35.0, s))))
+
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        z = self._z(x)
+        s = float(z @ self.w)
+        p = 1.0 / (1.0 + math.exp(-max(-35.0, min(35.0, s))))
+        self.A += np.outer(z, z) * max(p * (1.0 - p), 1e-6)
+        self.w -= np.linalg.solve(self.A, z * (p - float(y)))  # solved afresh: no drift of an updated inverse
+
+
 class ChurnModel:
-    family = "churn-logreg"
+    family = "churn-logit"
 
     def __init__(self, horizon_ms: int, warmup: int = 200) -> None:
         self.horizon_ms = horizon_ms
@@ -48,9 +99,9 @@ class ChurnModel:
         self.learned = 0
         self._seq = 0
         self._pending: list[Snapshot] = []
-        self._model = compose.Pipeline(
-            preprocessing.StandardScaler(), linear_model.LogisticRegression(optimizer=optim.SGD(0.02), l2=1e-4)
-        )
+        # Raw day and purchase counts are left to the prior: a linear term in them extrapolates badly
+        # as the customer base ages (their logs are features).
+        self._model = OnlineLogit(skip=("recency_days", "purchases"))
         self.monitor = Prequential(binary=True, name="churn")
 
     @property
@@ -66,7 +117,7 @@ class ChurnModel:
         w = min(1.0, self.learned / self.warmup) if self.warmup else 1.0
         if w == 0:
             return prior
-        p = self._model.predict_proba_one(x).get(True, 0.0)
+        p = self._model.predict_one(x)
         out = (1 - w) * prior + w * p
         return 0.0 if math.isnan(out) else min(1.0, max(0.0, out))
 
