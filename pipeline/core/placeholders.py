@@ -1,10 +1,11 @@
 """Identifier values that name nobody: placeholders in every common shape, recognised by their form.
 
 A value is a placeholder when, ignoring case and separators, it is empty, all zeros, one character
-repeated (``FFFFFFFF-FFFF-…``, ``xxxx``), a run of consecutive digits (``123456789``) or a stand-in
-word (``null``, ``unknown``, ``guest``, ``미입력``…). Emails also when the local part is such a word
-(``test@…``, ``noreply@…``), one repeated character, or the domain's own name (``abc@abc.com``), or
-the domain is reserved for examples (``.test``, ``.invalid``, ``.example``, ``.localhost``).
+repeated six times or more (``FFFFFFFF-FFFF-…``, ``xxxxxx``), a run of seven or more consecutive
+digits (``123456789``) or a stand-in word (``null``, ``unknown``, ``guest``, ``미입력``…). Shorter
+repeats and runs are left alone (``111`` can be a real member number). Emails also when the local
+part is such a word (``test@…``, ``noreply@…``), one repeated character, a run, or the domain's own
+name (``abc@abc.com``), or the domain is reserved for examples (``.test``, ``.invalid``, ``.example``).
 Phones when the subscriber number (the last 8 digits) is one repeated digit, a run of consecutive
 digits, or a 4-digit run twice. Checks are linear in the value's length.
 
@@ -12,8 +13,8 @@ digits, or a 4-digit run twice. Checks are linear in the value's length.
 True
 >>> is_placeholder("anonymous_id", "ffffffff-FFFF-ffff-ffff-ffffffffffff"), is_placeholder("loyalty_id", "xxxx-xxxx")
 (True, True)
->>> is_placeholder("user_id", "[object Object]"), is_placeholder("user_id", "u-20931")
-(True, False)
+>>> is_placeholder("user_id", "[object Object]"), is_placeholder("user_id", "u-20931"), is_placeholder("user_id", "111")
+(True, False, False)
 >>> [is_placeholder("email", e) for e in ("test@gmail.com", "no-reply@shop.kr", "abc@abc.com", "kim.minji@naver.com")]
 [True, True, True, False]
 >>> [is_placeholder("phone", p) for p in ("010-0000-0000", "010-1234-5678", "+82 10 1111 1111", "010-2784-1093")]
@@ -39,30 +40,32 @@ WORDS = frozenset({
 RESERVED_TLDS = frozenset({"test", "invalid", "example", "localhost", "local"})
 
 
-def _one_character(s: str) -> bool:
-    return len(s) >= 3 and s.count(s[0]) == len(s) or (s != "" and s.count("0") == len(s))
+def _one_character(s: str, at_least: int) -> bool:
+    """All zeros, or one character repeated ``at_least`` times or more."""
+    return s != "" and (s.count("0") == len(s) or (len(s) >= at_least and s.count(s[0]) == len(s)))
 
 
-def _consecutive(digits: str) -> bool:
-    return len(digits) >= 6 and (digits in _ASCENDING or digits in _DESCENDING)
+def _consecutive(digits: str, at_least: int) -> bool:
+    return len(digits) >= at_least and (digits in _ASCENDING or digits in _DESCENDING)
 
 
 def _generic(value: str) -> bool:
+    """Short repeats and runs are left alone: ``111`` or ``22222`` can be a real member number."""
     word = _NOT_ALNUM.sub("", value.lower())
-    return word in WORDS or _one_character(word) or _consecutive(word)
+    return word in WORDS or _one_character(word, 6) or _consecutive(word, 7)
 
 
 def _email(value: str) -> bool:
     local, _, domain = value.strip().lower().rpartition("@")
     labels = domain.split(".")
     local_word = _NOT_ALNUM.sub("", local.split("+", 1)[0])
-    return (local_word in WORDS or _one_character(local_word) or _consecutive(local_word)
+    return (local_word in WORDS or _one_character(local_word, 3) or _consecutive(local_word, 4)
             or labels[-1] in RESERVED_TLDS or (len(labels) > 1 and local_word == _NOT_ALNUM.sub("", labels[0])))
 
 
 def _phone(value: str) -> bool:
     tail = _DIGITS.sub("", value)[-8:]
-    return (len(tail) < 7 or tail.count(tail[0]) == len(tail) or _consecutive(tail)
+    return (len(tail) < 7 or tail.count(tail[0]) == len(tail) or _consecutive(tail, 7)
             or (len(tail) == 8 and tail[:4] == tail[4:] and (tail[:4] in _ASCENDING or tail[:4] in _DESCENDING)))
 
 

@@ -166,7 +166,8 @@ def run(cutoff_weeks: tuple[int, ...] = CUTOFF_WEEKS, rules: Rules | None = None
         engine.sources_idle(source, wall_ms=cut_ms + lateness)  # idle input: the watermark reaches the cutoff
         cut_day = (cutoff - EPOCH).days - 1  # the last day whose purchases are known
         present = [n for n, cid in enumerate(ids) if days[cid][0] <= cut_day]  # file order is by date per customer
-        states = [engine.customers[engine.identity.canonical(engine.identity.owner[keys[n]])] for n in present]
+        customers = engine.customers
+        states = [customers[engine.identity.canonical(engine.identity.owner[keys[n]])] for n in present]
         p = np.array([st.churn_probability for st in states])  # as the profile shows it (scored <= 7 days ago)
         fresh = np.array([engine.churn.predict(st.features(cut_ms)) for st in states])  # diagnostic: scored now
         y = np.array([not any(cut_day < d <= cut_day + HORIZON_DAYS for d in days[ids[n]]) for n in present])
