@@ -113,8 +113,8 @@ class Engine:
         if not versions:
             return
         self.versions.publish(versions)
-        if not self.partitions:
-            self._messages += [(p, Publish(versions)) for p in range(self.n_partitions)]
+        if not self.partitions:  # one version a message: a long jump of the watermark publishes many
+            self._messages += [(p, Publish({e: m})) for e, m in sorted(versions.items()) for p in range(self.n_partitions)]
 
     def _send(self, customer_id: str, msg: Message) -> None:
         self._messages.append((partition_of(customer_id, self.n_partitions), msg))

@@ -126,10 +126,14 @@ class ChurnLearner:
             return {}
         complete = min(self.through.values())
         published: dict[int, ChurnModel] = {}
+        copy = None
         while self.learned_through < complete:
             e = self.learned_through + 1
-            for label in sorted(self.pending.pop(e, []), key=lambda lb: lb.order):
+            labels = sorted(self.pending.pop(e, []), key=lambda lb: lb.order)
+            for label in labels:
                 self.model.learn(label.x, label.churned)
             self.learned_through = e
-            published[e + 2] = frozen_copy(self.model)
+            if copy is None or labels:  # an epoch without labels publishes the same model again
+                copy = frozen_copy(self.model)
+            published[e + 2] = copy
         return published
