@@ -2,7 +2,9 @@
 
 Kiwi's full-sentence analysis costs a few hundred microseconds a text; a Korean word's analysis
 hardly depends on its neighbours, so each word is analysed alone and remembered (the cache is
-bounded and only affects speed: the same word always gives the same morphemes). Features are
+bounded and only affects speed: the same word always gives the same morphemes). The analyses of
+the words of the development file ship with the package (``data/ko_words.tsv.gz``, written by
+``rapport build-prior`` with the same function), so common words never reach Kiwi. Features are
 morphemes (content words and endings), morpheme bigrams, and negation marked on the predicate
 it scopes: ``안``/``못`` before it, ``-지 않``/``-지 못``/``-지 마`` after it.
 
@@ -15,9 +17,13 @@ it scopes: ``안``/``못`` before it, ``-지 않``/``-지 못``/``-지 마`` aft
 """
 from __future__ import annotations
 
+import gzip
 import re
 import threading
 import warnings
+from collections.abc import Iterable
+from importlib import resources
+from typing import BinaryIO
 
 _WORD = re.compile(r"[가-힣ㄱ-ㅎㅏ-ㅣ]+")
 _SKIP_TAGS = frozenset({"SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SN", "SL", "SH", "SB", "W_URL", "W_EMAIL",
@@ -25,11 +31,14 @@ _SKIP_TAGS = frozenset({"SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SN", "SL", 
 _PREDICATE = ("VV", "VA", "XR", "VX")
 _NEG_BEFORE = frozenset({("안", "MAG"), ("못", "MAG")})
 _NEG_AFTER = frozenset({"않", "못", "말"})
-CACHE_LIMIT = 200_000  # words; about 30 MB at most, cleared when full
+_RUN = re.compile(r"(.)\1{2,}")
+CACHE_LIMIT = 200_000  # words analysed by Kiwi in this process; about 30 MB at most, cleared when full
+WORDS = "ko_words.tsv.gz"  # in pipeline/core/models/data/: shipped word -> morphemes table
 
 _lock = threading.Lock()
 _kiwi = None
-_cache: dict[str, tuple[tuple[str, str], ...]] = {}
+_table: dict[str, tuple[tuple[str, str], ...]] = {}  # the shipped analyses (read once, never written)
+_cache: dict[str, tuple[tuple[str, str], ...]] = {}  # the table plus the words Kiwi analysed here
 
 
 def analyser():
@@ -42,20 +51,62 @@ def analyser():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # num_workers=0: analyse in the calling thread
                 _kiwi = Kiwi(num_workers=0, load_typo_dict=False, load_multi_dict=False)
+            _load_table()
         return _kiwi
+
+
+def _load_table() -> None:
+    data = resources.files("pipeline.core.models").joinpath("data", WORDS)
+    if data.is_file():
+        with data.open("rb") as f:
+            _table.update(load_words(f))
+    _cache.update(_table)
+
+
+def word_of(raw: str) -> str:
+    """A Hangul word as it is analysed: runs of one character cut to two."""
+    if len(raw) > 2 and raw[0] == raw[1] == raw[2]:
+        return _RUN.sub(r"\1\1", raw)
+    return raw
+
+
+def words(texts: Iterable[str]) -> list[str]:
+    """The distinct Hangul words of ``texts``, sorted."""
+    return sorted({word_of(w) for text in texts for w in _WORD.findall(text)})
+
+
+def dump_words(ws: Iterable[str], f: BinaryIO) -> None:
+    """Gzipped ``word<TAB>form<TAB>tag<TAB>form<TAB>tag…`` lines, analysed by Kiwi (deterministic bytes)."""
+    lines = ["\t".join([w] + [x for m in _analyse(w) for x in m]) for w in ws]
+    with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+        z.write(("\n".join(lines) + "\n").encode())
+
+
+def load_words(f: BinaryIO) -> dict[str, tuple[tuple[str, str], ...]]:
+    with gzip.GzipFile(fileobj=f, mode="rb") as z:
+        out = {}
+        for line in z.read().decode().splitlines():
+            parts = line.split("\t")
+            out[parts[0]] = tuple(zip(parts[1::2], parts[2::2], strict=True))
+        return out
 
 
 def _tag(tag: str) -> str:
     return tag.split("-")[0]  # VV-R / VA-I (regular / irregular) -> VV / VA
 
 
+def _analyse(word: str) -> tuple[tuple[str, str], ...]:
+    return tuple((t.form, _tag(t.tag)) for t in analyser().tokenize(word) if _tag(t.tag) not in _SKIP_TAGS)
+
+
 def analyse_word(word: str) -> tuple[tuple[str, str], ...]:
-    """Morphemes (form, tag) of one Hangul word, cached."""
+    """Morphemes (form, tag) of one Hangul word: the shipped table, else Kiwi (cached)."""
     hit = _cache.get(word)
     if hit is None:
-        hit = tuple((t.form, _tag(t.tag)) for t in analyser().tokenize(word) if _tag(t.tag) not in _SKIP_TAGS)
-        if len(_cache) >= CACHE_LIMIT:
+        hit = _analyse(word)
+        if len(_cache) >= CACHE_LIMIT + len(_table):
             _cache.clear()
+            _cache.update(_table)
         _cache[word] = hit
     return hit
 
@@ -63,10 +114,12 @@ def analyse_word(word: str) -> tuple[tuple[str, str], ...]:
 def morphemes(text: str) -> list[tuple[str, str]]:
     """Morphemes of the Hangul words in ``text`` (runs of repeated jamo cut to two: ``ㅋㅋㅋㅋ`` -> ``ㅋㅋ``)."""
     out: list[tuple[str, str]] = []
+    get = _cache.get
     for word in _WORD.findall(text):
-        if len(word) > 2 and word[0] == word[1] == word[2]:
-            word = re.sub(r"(.)\1{2,}", r"\1\1", word)
-        out.extend(analyse_word(word))
+        hit = get(word)
+        if hit is None:
+            hit = analyse_word(word_of(word))
+        out.extend(hit)
     return out
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pipeline.core.models import korean, morphemes
 from pipeline.core.models import prior as priors
 from pipeline.core.models.monitor import Prequential
-from pipeline.core.models.text import language, script_share, tokens
+from pipeline.core.models.text import language_of, letters, tokens
 
 LABELS = ("negative", "neutral", "positive")
 FEATURE_BUCKETS = 2**18  # hashed naive Bayes features per language: bounded whatever the vocabulary
@@ -44,7 +44,8 @@ _CLIP = 15.0
 _NB_ALPHA = 0.5
 _COUNT_CAP = 2**16 - 1  # per-bucket counts saturate here (a table of their logs makes scoring cheap)
 _LOG_A = [math.log(c + _NB_ALPHA) for c in range(_COUNT_CAP + 1)]
-_BUCKET: dict[str, int] = {}  # feature -> bucket memo (speed only), cleared when full
+_HIGH, _LOW = 1 << 32, (1 << 32) - 1
+_MEMO_LIMIT = 1_000_000
 _NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
 _vader = None
 
@@ -57,9 +58,9 @@ def _load_analysers() -> None:
     """VADER and Kiwi, once per process, when a model is made or restored: never at score time."""
     global _vader
     if _vader is None:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        from pipeline.core.models.vader import Vader
 
-        _vader = SentimentIntensityAnalyzer()
+        _vader = Vader()  # VADER's scores, cheaper
     morphemes.analyser()
 
 
@@ -69,13 +70,32 @@ def _vader_compound(text: str) -> float:
     return _vader.polarity_scores(text)["compound"]
 
 
-def _bucket(feature: str) -> int:
-    b = _BUCKET.get(feature)
-    if b is None:
-        if len(_BUCKET) >= 1_000_000:
-            _BUCKET.clear()
-        b = _BUCKET[feature] = zlib.crc32(feature.encode()) & (FEATURE_BUCKETS - 1)
-    return b
+class _Index:
+    """Feature -> (bucket, prior weight, 1 if the prior knows it else 0): one lookup a feature (speed only).
+
+    Bounded (cleared when full) and never pickled: the same feature always gives the same entry.
+    """
+
+    def __init__(self, weights: dict[str, float] | None = None) -> None:
+        self.weights = weights or {}
+        self.memo: dict[str, tuple[int, float, int]] = {}
+
+    def _miss(self, feature: str) -> tuple[int, float, int]:
+        if len(self.memo) >= _MEMO_LIMIT:
+            self.memo.clear()
+        w = self.weights.get(feature)
+        e = self.memo[feature] = (zlib.crc32(feature.encode()) & (FEATURE_BUCKETS - 1),
+                                  0.0 if w is None else w, w is not None)
+        return e
+
+    def read(self, feats: dict[str, float]) -> tuple[tuple[int, ...], float, int]:
+        """(buckets, the sum of the prior's weights, how many features it knows)."""
+        get, miss = self.memo.get, self._miss
+        entries = [get(f) or miss(f) for f in feats]
+        if not entries:
+            return (), 0.0, 0
+        buckets, weights, known = zip(*entries)
+        return buckets, sum(weights), sum(known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,32 +122,41 @@ class _Language:
     """Per-language learned state: naive Bayes counts (hashed), the combination's weights, the neutral share."""
 
     def __init__(self, lang: str) -> None:
-        self.counts: dict[int, tuple[int, int]] = {}  # per bucket: texts (positive, negative), capped
+        self.counts: dict[int, int] = {}  # per bucket: texts positive << 32 | texts negative, each capped
         self.n_pos = self.n_neg = self.n_neutral = 0
         self.w = list(_INIT.get(lang, _INIT["en"]))
         self.g = [0.0] * len(self.w)
         self.epoch = 0  # counts updates: inputs computed at an epoch stay valid until the next
+        self._log_odds: dict[int, float] = {}  # per bucket: log(pos + a) - log(neg + a), derived from counts
+
+    def __getstate__(self) -> dict:
+        return {k: getattr(self, k) for k in ("counts", "n_pos", "n_neg", "n_neutral", "w", "g", "epoch")}
+
+    def __setstate__(self, state: dict) -> None:
+        counts = state["counts"]
+        if counts and isinstance(next(iter(counts.values())), tuple):  # checkpoints before the packed counts
+            counts = {b: p << 32 | n for b, (p, n) in counts.items()}
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.counts = counts
+        log_a = _LOG_A
+        self._log_odds = {b: log_a[v >> 32] - log_a[v & _LOW] for b, v in counts.items()}
 
     def nb(self, buckets: tuple[int, ...]) -> float:
         """Naive Bayes log-odds over the buckets present (a bucket absent from the text is not evidence)."""
         if not (self.n_pos and self.n_neg):
             return 0.0
-        get, log_a = self.counts.get, _LOG_A
-        z, seen = 0.0, 0
-        for b in buckets:
-            c = get(b)
-            if c is not None:
-                z += log_a[c[0]] - log_a[c[1]]
-                seen += 1
+        found = [v for v in map(self._log_odds.get, buckets) if v is not None]
         norm = math.log(self.n_neg + 2 * _NB_ALPHA) - math.log(self.n_pos + 2 * _NB_ALPHA)
-        z += math.log(self.n_pos / self.n_neg) + seen * norm
+        z = sum(found) + math.log(self.n_pos / self.n_neg) + len(found) * norm
         return max(-_CLIP, min(_CLIP, z))
 
     def inputs(self, r: _Read) -> list[float]:
         return [r.prior, r.lexicon, self.nb(r.buckets), 1.0]
 
     def p_positive(self, x: list[float]) -> float:
-        z = max(-30.0, min(30.0, sum(w * v for w, v in zip(self.w, x, strict=True))))
+        w = self.w
+        z = max(-30.0, min(30.0, w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3]))
         return 1.0 / (1.0 + math.exp(-z))
 
     def neutral_share(self) -> float:
@@ -147,15 +176,24 @@ class _Language:
                 self.g[i] += grad * grad
                 if self.g[i] > 0:
                     self.w[i] -= _STEP * grad / math.sqrt(self.g[i] + 1.0)
-        counts, cap = self.counts, _COUNT_CAP
-        for b in r.buckets:
-            p, n = counts.get(b, (0, 0))
-            if y:
-                counts[b] = (p + 1 if p < cap else cap, n)
-            else:
-                counts[b] = (p, n + 1 if n < cap else cap)
-        self.n_pos += y == 1.0
-        self.n_neg += y == 0.0
+        counts, log_odds, log_a, cap, low = self.counts, self._log_odds, _LOG_A, _COUNT_CAP, _LOW
+        get = counts.get
+        if y:
+            self.n_pos += 1
+            for b in r.buckets:
+                v = get(b, 0)
+                if v >> 32 < cap:
+                    v += _HIGH
+                    counts[b] = v
+                log_odds[b] = log_a[v >> 32] - log_a[v & low]
+        else:
+            self.n_neg += 1
+            for b in r.buckets:
+                v = get(b, 0)
+                if v & low < cap:
+                    v += 1
+                    counts[b] = v
+                log_odds[b] = log_a[v >> 32] - log_a[v & low]
 
 
 class SentimentModel:
@@ -175,10 +213,14 @@ class SentimentModel:
         self._prior = priors.shipped() if prior is None else prior
         _load_analysers()
         self._last: tuple | None = None  # (text, its _Read, state key, inputs): score then learn
+        self._indexes()
         self.monitor = Prequential(name="sentiment")
 
+    def _indexes(self) -> None:
+        self._ko_index, self._en_index = _Index(self._prior.weights), _Index()
+
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "_last"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_last", "_ko_index", "_en_index")}
         if self._shipped_prior:
             del state["_prior"]  # a process reads the shipped prior once; checkpoints stay small
         return state
@@ -188,6 +230,7 @@ class SentimentModel:
         self._last = None
         if self._shipped_prior:
             self._prior = priors.shipped()
+        self._indexes()
         _load_analysers()
 
     @property
@@ -198,12 +241,13 @@ class SentimentModel:
         """The text's language, features and fixed experts (remembered for the ``learn`` that follows ``score``)."""
         if self._last is not None and self._last[0] == text:
             return self._last[1]
-        lang = language(text)
+        hangul, latin = letters(text)
+        lang = language_of(hangul, latin)
         if lang == "und":
             r = _Read(lang, (), 0.0, 0.0, False)
         else:
             feats = tokens(text, hangul=lang != "ko")
-            ko_share = script_share(text)
+            ko_share = 3 * hangul / (3 * hangul + latin)
             lexicon = 0.0
             if ko_share > 0:
                 lexicon += ko_share * korean.polarity(text)
@@ -211,13 +255,12 @@ class SentimentModel:
                 lexicon += (1 - ko_share) * _vader_compound(text)
             prior, known = 0.0, lexicon != 0.0
             if lang == "ko":
-                kf = priors.korean_features(text)
-                feats |= kf
-                z, n = self._prior.read(kf)
+                feats.update(priors.korean_features(text))
+                buckets, z, n = self._ko_index.read(feats)
                 if n:
-                    prior, known = max(-_CLIP, min(_CLIP, z)), True
-            memo = _BUCKET.get
-            buckets = tuple(sorted({memo(f) or _bucket(f) for f in feats}))
+                    prior, known = max(-_CLIP, min(_CLIP, round(self._prior.bias + z, 6))), True
+            else:
+                buckets = self._en_index.read(feats)[0]
             r = _Read(lang, buckets, prior, lexicon, known)
         self._last = (text, r, None, None)
         return r

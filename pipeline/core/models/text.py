@@ -23,9 +23,17 @@ _NEGATORS = frozenset({"not", "no", "never", "nothing", "nobody", "none", "canno
 _SCOPE_END = frozenset({".", ",", ";", ":", "!", "?", "but"})
 
 
+def letters(text: str) -> tuple[int, int]:
+    """(Hangul letters, Latin letters) of the text."""
+    return len(_HANGUL.findall(text)), len(_LATIN.findall(text))
+
+
 def language(text: str) -> str:
     """``ko`` when Hangul dominates or ties, ``en`` for Latin script, ``und`` when neither."""
-    ko, en = len(_HANGUL.findall(text)), len(_LATIN.findall(text))
+    return language_of(*letters(text))
+
+
+def language_of(ko: int, en: int) -> str:
     if ko == 0 and en == 0:
         return "und"
     return "ko" if ko * 3 >= en else "en"  # a Hangul syllable carries about three Latin letters of text
