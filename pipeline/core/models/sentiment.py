@@ -45,7 +45,6 @@ _NB_ALPHA = 0.5
 _COUNT_CAP = 2**16 - 1  # per-bucket counts saturate here (a table of their logs makes scoring cheap)
 _LOG_A = [math.log(c + _NB_ALPHA) for c in range(_COUNT_CAP + 1)]
 _HIGH, _LOW = 1 << 32, (1 << 32) - 1
-_MEMO_LIMIT = 1_000_000
 _NEUTRAL_PRIOR = {"negative": 0.2, "neutral": 0.6, "positive": 0.2}
 _vader = None
 
@@ -70,32 +69,10 @@ def _vader_compound(text: str) -> float:
     return _vader.polarity_scores(text)["compound"]
 
 
-class _Index:
-    """Feature -> (bucket, prior weight, 1 if the prior knows it else 0): one lookup a feature (speed only).
-
-    Bounded (cleared when full) and never pickled: the same feature always gives the same entry.
-    """
-
-    def __init__(self, weights: dict[str, float] | None = None) -> None:
-        self.weights = weights or {}
-        self.memo: dict[str, tuple[int, float, int]] = {}
-
-    def _miss(self, feature: str) -> tuple[int, float, int]:
-        if len(self.memo) >= _MEMO_LIMIT:
-            self.memo.clear()
-        w = self.weights.get(feature)
-        e = self.memo[feature] = (zlib.crc32(feature.encode()) & (FEATURE_BUCKETS - 1),
-                                  0.0 if w is None else w, w is not None)
-        return e
-
-    def read(self, feats: dict[str, float]) -> tuple[tuple[int, ...], float, int]:
-        """(buckets, the sum of the prior's weights, how many features it knows)."""
-        get, miss = self.memo.get, self._miss
-        entries = [get(f) or miss(f) for f in feats]
-        if not entries:
-            return (), 0.0, 0
-        buckets, weights, known = zip(*entries)
-        return buckets, sum(weights), sum(known)
+def _buckets(feats: dict[str, float]) -> list[int]:
+    """Hashed features (CRC-32: the same bucket in every process, unlike ``hash``)."""
+    crc, mask = zlib.crc32, FEATURE_BUCKETS - 1
+    return [crc(f.encode()) & mask for f in feats]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +89,7 @@ class _Read:
     """What a text gives before any learning: its language, hashed features and the fixed experts."""
 
     lang: str
-    buckets: tuple[int, ...]
+    buckets: list[int] | tuple[int, ...]
     prior: float
     lexicon: float
     known: bool  # some expert found something it knows
@@ -142,7 +119,7 @@ class _Language:
         log_a = _LOG_A
         self._log_odds = {b: log_a[v >> 32] - log_a[v & _LOW] for b, v in counts.items()}
 
-    def nb(self, buckets: tuple[int, ...]) -> float:
+    def nb(self, buckets: list[int] | tuple[int, ...]) -> float:
         """Naive Bayes log-odds over the buckets present (a bucket absent from the text is not evidence)."""
         if not (self.n_pos and self.n_neg):
             return 0.0
@@ -213,14 +190,10 @@ class SentimentModel:
         self._prior = priors.shipped() if prior is None else prior
         _load_analysers()
         self._last: tuple | None = None  # (text, its _Read, state key, inputs): score then learn
-        self._indexes()
         self.monitor = Prequential(name="sentiment")
 
-    def _indexes(self) -> None:
-        self._ko_index, self._en_index = _Index(self._prior.weights), _Index()
-
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_last", "_ko_index", "_en_index")}
+        state = {k: v for k, v in self.__dict__.items() if k != "_last"}
         if self._shipped_prior:
             del state["_prior"]  # a process reads the shipped prior once; checkpoints stay small
         return state
@@ -230,7 +203,6 @@ class SentimentModel:
         self._last = None
         if self._shipped_prior:
             self._prior = priors.shipped()
-        self._indexes()
         _load_analysers()
 
     @property
@@ -255,13 +227,12 @@ class SentimentModel:
                 lexicon += (1 - ko_share) * _vader_compound(text)
             prior, known = 0.0, lexicon != 0.0
             if lang == "ko":
-                feats.update(priors.korean_features(text))
-                buckets, z, n = self._ko_index.read(feats)
-                if n:
-                    prior, known = max(-_CLIP, min(_CLIP, round(self._prior.bias + z, 6))), True
-            else:
-                buckets = self._en_index.read(feats)[0]
-            r = _Read(lang, buckets, prior, lexicon, known)
+                kf = priors.korean_features(text)
+                found = [v for v in map(self._prior.weights.get, kf) if v is not None]
+                if found:
+                    prior, known = max(-_CLIP, min(_CLIP, round(self._prior.bias + sum(found), 6))), True
+                feats.update(kf)
+            r = _Read(lang, _buckets(feats), prior, lexicon, known)
         self._last = (text, r, None, None)
         return r
 
