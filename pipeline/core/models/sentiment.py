@@ -69,10 +69,10 @@ def _vader_compound(text: str) -> float:
     return _vader.polarity_scores(text)["compound"]
 
 
-def _buckets(feats: dict[str, float]) -> list[int]:
-    """Hashed features (CRC-32: the same bucket in every process, unlike ``hash``)."""
-    crc, mask = zlib.crc32, FEATURE_BUCKETS - 1
-    return [crc(f.encode()) & mask for f in feats]
+def _crc(feats: dict[str, float]) -> list[int]:
+    """CRC-32 of each feature: the same in every process, unlike ``hash``."""
+    crc = zlib.crc32
+    return [crc(f.encode()) for f in feats]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +188,13 @@ class SentimentModel:
         self.langs: dict[str, _Language] = {}
         self._shipped_prior = prior is None
         self._prior = priors.shipped() if prior is None else prior
+        self._prior_hashed = self._prior.hashed()
         _load_analysers()
         self._last: tuple | None = None  # (text, its _Read, state key, inputs): score then learn
         self.monitor = Prequential(name="sentiment")
 
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k != "_last"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_last", "_prior_hashed")}
         if self._shipped_prior:
             del state["_prior"]  # a process reads the shipped prior once; checkpoints stay small
         return state
@@ -203,6 +204,7 @@ class SentimentModel:
         self._last = None
         if self._shipped_prior:
             self._prior = priors.shipped()
+        self._prior_hashed = self._prior.hashed()
         _load_analysers()
 
     @property
@@ -226,13 +228,16 @@ class SentimentModel:
             if ko_share < 1:
                 lexicon += (1 - ko_share) * _vader_compound(text)
             prior, known = 0.0, lexicon != 0.0
+            hashed = _crc(feats)
             if lang == "ko":
                 kf = priors.korean_features(text)
-                found = [v for v in map(self._prior.weights.get, kf) if v is not None]
+                kh = _crc(kf)
+                found = [v for v in map(self._prior_hashed.get, kh) if v is not None]
                 if found:
                     prior, known = max(-_CLIP, min(_CLIP, round(self._prior.bias + sum(found), 6))), True
-                feats.update(kf)
-            r = _Read(lang, _buckets(feats), prior, lexicon, known)
+                hashed += kh  # the two feature families never share a name
+            mask = FEATURE_BUCKETS - 1
+            r = _Read(lang, [h & mask for h in hashed], prior, lexicon, known)
         self._last = (text, r, None, None)
         return r
 
