@@ -6,8 +6,8 @@ given as ``--data PATH`` or in ``RAPPORT_KO_REVIEWS``. Stars are ceil(rating10 /
 logistic regression of positive (4-5 stars) against negative (1-2 stars) texts, over Kiwi
 morphemes and character n-grams (:func:`pipeline.core.models.prior.korean_features`). Nothing else
 goes in: no other review corpus. The same input gives the same bytes. It also writes the Kiwi
-analyses of the file's words (``ko_words.tsv.gz``: word -> morphemes, no ratings), so that common
-words never reach the analyser at score time.
+analyses of the file's words and of the inflected forms of their common stems (``ko_words.tsv.gz``:
+word -> morphemes, no ratings), so that common words never reach the analyser at score time.
 
 ``split`` is the train / held-out split by movie that ``rapport eval`` uses, so that its Korean
 figures come from a prior that never saw the texts it is judged on.
@@ -76,6 +76,8 @@ def main(data: str | None = None, out: Path = OUT) -> None:
     with open(out, "wb") as f:
         prior.dump(f)
     words = morphemes.words(r["text"] for r in rows)
+    seen = set(words)
+    words += [w for w in morphemes.inflected({w: morphemes.analyse_word(w) for w in words}) if w not in seen]
     table = out.parent / morphemes.WORDS
     with open(table, "wb") as f:
         morphemes.dump_words(words, f)

@@ -32,6 +32,7 @@ _PREDICATE = ("VV", "VA", "XR", "VX")
 _NEG_BEFORE = frozenset({("안", "MAG"), ("못", "MAG")})
 _NEG_AFTER = frozenset({"않", "못", "말"})
 _RUN = re.compile(r"(.)\1{2,}")
+_SYLLABLES = re.compile(r"[가-힣]+")
 CACHE_LIMIT = 200_000  # words analysed by Kiwi in this process; about 30 MB at most, cleared when full
 WORDS = "ko_words.tsv.gz"  # in pipeline/core/models/data/: shipped word -> morphemes table
 
@@ -73,6 +74,51 @@ def word_of(raw: str) -> str:
 def words(texts: Iterable[str]) -> list[str]:
     """The distinct Hangul words of ``texts``, sorted."""
     return sorted({word_of(w) for text in texts for w in _WORD.findall(text)})
+
+
+# common particles and endings, for the inflected forms of the stems the development file's words use
+_PARTICLES = (("이", "JKS"),), (("은", "JX"),), (("을", "JKO"),), (("도", "JX"),), (("만", "JX"),), (("에", "JKB"),), \
+    (("에서", "JKB"),), (("으로", "JKB"),), (("이랑", "JKB"),), (("과", "JC"),), (("의", "JKG"),), \
+    (("이", "VCP"), ("에요", "EF")), (("이", "VCP"), ("네요", "EF")), (("이", "VCP"), ("었", "EP"), ("어요", "EF"))
+_ENDINGS = (("어요", "EF"),), (("었", "EP"), ("어요", "EF")), (("고", "EC"),), (("어서", "EC"),), (("는데", "EC"),), \
+    (("네요", "EF"),), (("습니다", "EF"),), (("지만", "EC"),), (("게", "EC"),), (("지", "EC"),), \
+    (("었", "EP"), ("는데", "EC")), (("었", "EP"), ("네요", "EF")), (("었", "EP"), ("습니다", "EF")), \
+    (("어", "EC"), ("서", "JX")), (("면", "EC"),), (("은", "ETM"),), (("는", "ETM"),), (("어도", "EC"),)
+
+
+# hand-written shopping and service nouns (movie reviews seldom use them), inflected like the file's stems
+PRODUCT_NOUNS = ("배송 택배 포장 박스 상품 제품 물건 가격 가성비 품질 재질 색상 사이즈 디자인 주문 구매 재구매 교환 환불 "
+                 "반품 취소 불량 불량품 고장 파손 고객센터 상담원 상담 직원 매장 가게 사장님 서비스 응대 답변 문의 "
+                 "브랜드 피부 트러블 냄새 향 맛 용량 배터리 충전 화면 소리 작동 설치 사용 마감 원단 세탁 신발 가방 옷 "
+                 "화장품 쿠폰 할인 적립 리뷰 후기 별점 주문서 도착 일주일 하루 이틀").split()
+
+
+def inflected(table: dict[str, tuple[tuple[str, str], ...]], min_count: int = 3) -> list[str]:
+    """Words the analyser writes from the table's common stems and ``PRODUCT_NOUNS`` (nouns with
+    particles and the copula; verbs, adjectives and ``noun/root + 하`` with common endings): no
+    text goes in, only the analyser."""
+    counts: dict[tuple[str, ...], int] = {((n, "NNG"),): min_count for n in PRODUCT_NOUNS}
+    for n in PRODUCT_NOUNS:
+        counts[((n, "NNG"), ("하", "XSV"))] = min_count
+    for ms in table.values():
+        for i, (form, tag) in enumerate(ms):
+            if tag in ("NNG", "VV", "VA"):
+                counts[((form, tag),)] = counts.get(((form, tag),), 0) + 1
+            if tag in ("NNG", "XR") and i + 1 < len(ms) and ms[i + 1] in (("하", "XSV"), ("하", "XSA")):
+                key = ((form, tag), ms[i + 1])
+                counts[key] = counts.get(key, 0) + 1
+    kiwi = analyser()
+    out = set()
+    for stem, n in sorted(counts.items()):
+        if n < min_count:
+            continue
+        tails = ((),) + _PARTICLES if len(stem) == 1 and stem[0][1] == "NNG" else _ENDINGS
+        for tail in tails:
+            try:
+                out.add(kiwi.join(list(stem + tail)))
+            except Exception:  # a combination the analyser cannot write
+                continue
+    return sorted(w for w in out if _SYLLABLES.fullmatch(w))
 
 
 def dump_words(ws: Iterable[str], f: BinaryIO) -> None:

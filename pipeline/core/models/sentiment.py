@@ -104,26 +104,19 @@ class _Language:
         self.w = list(_INIT.get(lang, _INIT["en"]))
         self.g = [0.0] * len(self.w)
         self.epoch = 0  # counts updates: inputs computed at an epoch stay valid until the next
-        self._log_odds: dict[int, float] = {}  # per bucket: log(pos + a) - log(neg + a), derived from counts
-
-    def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in ("counts", "n_pos", "n_neg", "n_neutral", "w", "g", "epoch")}
 
     def __setstate__(self, state: dict) -> None:
         counts = state["counts"]
         if counts and isinstance(next(iter(counts.values())), tuple):  # checkpoints before the packed counts
-            counts = {b: p << 32 | n for b, (p, n) in counts.items()}
-        for k, v in state.items():
-            setattr(self, k, v)
-        self.counts = counts
-        log_a = _LOG_A
-        self._log_odds = {b: log_a[v >> 32] - log_a[v & _LOW] for b, v in counts.items()}
+            state["counts"] = {b: p << 32 | n for b, (p, n) in counts.items()}
+        self.__dict__.update(state)
 
     def nb(self, buckets: list[int] | tuple[int, ...]) -> float:
         """Naive Bayes log-odds over the buckets present (a bucket absent from the text is not evidence)."""
         if not (self.n_pos and self.n_neg):
             return 0.0
-        found = [v for v in map(self._log_odds.get, buckets) if v is not None]
+        log_a, low = _LOG_A, _LOW
+        found = [log_a[v >> 32] - log_a[v & low] for v in map(self.counts.get, buckets) if v is not None]
         norm = math.log(self.n_neg + 2 * _NB_ALPHA) - math.log(self.n_pos + 2 * _NB_ALPHA)
         z = sum(found) + math.log(self.n_pos / self.n_neg) + len(found) * norm
         return max(-_CLIP, min(_CLIP, z))
@@ -153,24 +146,20 @@ class _Language:
                 self.g[i] += grad * grad
                 if self.g[i] > 0:
                     self.w[i] -= _STEP * grad / math.sqrt(self.g[i] + 1.0)
-        counts, log_odds, log_a, cap, low = self.counts, self._log_odds, _LOG_A, _COUNT_CAP, _LOW
+        counts, cap, low, high = self.counts, _COUNT_CAP, _LOW, _HIGH
         get = counts.get
         if y:
             self.n_pos += 1
             for b in r.buckets:
                 v = get(b, 0)
                 if v >> 32 < cap:
-                    v += _HIGH
-                    counts[b] = v
-                log_odds[b] = log_a[v >> 32] - log_a[v & low]
+                    counts[b] = v + high
         else:
             self.n_neg += 1
             for b in r.buckets:
                 v = get(b, 0)
                 if v & low < cap:
-                    v += 1
-                    counts[b] = v
-                log_odds[b] = log_a[v >> 32] - log_a[v & low]
+                    counts[b] = v + 1
 
 
 class SentimentModel:
