@@ -31,6 +31,7 @@ _SKIP_TAGS = frozenset({"SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SN", "SL", 
 _PREDICATE = ("VV", "VA", "XR", "VX")
 _NEG_BEFORE = frozenset({("안", "MAG"), ("못", "MAG")})
 _NEG_AFTER = frozenset({"않", "못", "말"})
+_NEG_FORMS = _NEG_AFTER | {f for f, _ in _NEG_BEFORE}
 _RUN = re.compile(r"(.)\1{2,}")
 _SYLLABLES = re.compile(r"[가-힣]+")
 CACHE_LIMIT = 200_000  # words analysed by Kiwi in this process; about 30 MB at most, cleared when full
@@ -173,7 +174,11 @@ def features(text: str) -> dict[str, float]:
     """Morpheme unigrams (``m:``, negated predicates as ``m:NOT_…``) and bigrams (``b:``)."""
     ms = morphemes(text)
     negated = [False] * len(ms)
-    for i, (form, tag) in enumerate(ms):
+    if _NEG_FORMS.isdisjoint([m[0] for m in ms]):
+        ms_scan = ()  # no negator in the text (most texts): nothing to mark
+    else:
+        ms_scan = ms
+    for i, (form, tag) in enumerate(ms_scan):
         after_ji = i >= 2 and ms[i - 1][0] == "지"
         if after_ji and ((tag == "VX" and form in _NEG_AFTER) or (form, tag) in _NEG_BEFORE):
             # -지 않/못/마: negates the predicate before it (read word by word, 못하 may come as 못/MAG 하/VV)
@@ -191,7 +196,7 @@ def features(text: str) -> dict[str, float]:
     feats: dict[str, float] = {}
     prev = "<s>"
     for (form, tag), neg in zip(ms, negated, strict=True):
-        name = f"{'NOT_' if neg else ''}{form}/{tag}"
+        name = f"NOT_{form}/{tag}" if neg else f"{form}/{tag}"
         feats["m:" + name] = 1.0
         feats[f"b:{prev}_{name}"] = 1.0
         prev = name
