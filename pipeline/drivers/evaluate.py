@@ -86,12 +86,17 @@ def churn_rows(seed: int, customers: int = 300, days: float = 365.0) -> list[tup
     ]
 
 
-def main(seed: int) -> None:
-    rows = [("model", "learner", "measure", "value", "n")] + eval_sentiment.rows() + churn_rows(seed)
+def _table(rows: list[tuple[str, ...]]) -> None:
+    rows = [("model", "learner", "measure", "value", "n")] + rows
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for n, r in enumerate(rows):
         print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    print("\n" + "\n".join(eval_sentiment.NOTES))
+
+
+def main(seed: int) -> None:
+    _table(eval_sentiment.rows())  # printed before churn runs: a churn failure does not hide them
+    print("\n" + "\n".join(eval_sentiment.NOTES) + "\n", flush=True)
+    _table(churn_rows(seed))
     print("Churn data: generated offline (simulated journeys); see README for what these figures mean.")
