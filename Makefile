@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed
 help:
 	@echo "make run     - embedded broker + worker + sample traffic, triggers shown live (Ctrl-C stops all)"
 	@echo "make test    - the whole test suite (unit, replay, and broker integration tests)"
-	@echo "make eval    - model figures (prequential) against their baselines (Korean: RAPPORT_KO_REVIEWS=korean_reviews_dev.jsonl)"
+	@echo "make eval    - model figures (prequential) against their baselines (Korean: ../shared/data/korean_reviews_dev.jsonl, or RAPPORT_KO_REVIEWS)"
 	@echo "make bench   - throughput and live latency figures against baselines measured in the same run"
 	@echo "make schemas - rewrite schemas/json from the pydantic models"
 

@@ -246,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("eval", help="model figures on real data next to their baselines").set_defaults(func=_eval)
 
     bp = sub.add_parser("build-prior", help="rebuild the shipped Korean sentiment prior from the rated Korean dev reviews")
-    bp.add_argument("--data", metavar="PATH", help="korean_reviews_dev.jsonl (default: RAPPORT_KO_REVIEWS)")
+    bp.add_argument("--data", metavar="PATH", help="korean_reviews_dev.jsonl (default: RAPPORT_KO_REVIEWS, else ../shared/data/ next to the checkout)")
     bp.set_defaults(func=_build_prior)
     return p
 

@@ -5,7 +5,9 @@ Naver Sentiment Movie Corpus, CC0; one JSON object a line with ``text``, ``ratin
 given as ``--data PATH`` or in ``RAPPORT_KO_REVIEWS``. Stars are ceil(rating10 / 2); the prior is a
 logistic regression of positive (4-5 stars) against negative (1-2 stars) texts, over Kiwi
 morphemes and character n-grams (:func:`pipeline.core.models.prior.korean_features`). Nothing else
-goes in: no other review corpus. The same input gives the same bytes.
+goes in: no other review corpus. The same input gives the same bytes. It also writes the Kiwi
+analyses of the file's words and of the inflected forms of their common stems (``ko_words.tsv.gz``:
+word -> morphemes, no ratings), so that common words never reach the analyser at score time.
 
 ``split`` is the train / held-out split by movie that ``rapport eval`` uses, so that its Korean
 figures come from a prior that never saw the texts it is judged on.
@@ -26,16 +28,19 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.core.models import morphemes
 from pipeline.core.models.prior import SHIPPED, KoreanPrior
 from pipeline.core.models.sentiment import stars_to_label
 
 ENV = "RAPPORT_KO_REVIEWS"
 OUT = Path(__file__).resolve().parent.parent / "core" / "models" / "data" / SHIPPED
+# the team's shared data, next to the repository's checkout, when RAPPORT_KO_REVIEWS is unset
+DEFAULT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "korean_reviews_dev.jsonl"
 
 
 def data_path(given: str | os.PathLike | None = None) -> Path | None:
     p = given or os.environ.get(ENV)
-    return Path(p) if p else None
+    return Path(p) if p else DEFAULT
 
 
 def load(path: Path) -> list[dict]:
@@ -63,15 +68,22 @@ def fit(rows: list[dict], source: str = "") -> KoreanPrior:
 def main(data: str | None = None, out: Path = OUT) -> None:
     path = data_path(data)
     if path is None or not path.exists():
-        sys.exit(f"rapport build-prior: give --data korean_reviews_dev.jsonl (or set {ENV})")
+        sys.exit(f"rapport build-prior: {path} not found; give --data korean_reviews_dev.jsonl (or set {ENV})")
     started = time.perf_counter()
     rows = load(path)
     prior = fit(rows, source=f"{path.name}:{len(rows)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as f:
         prior.dump(f)
-    print(f"{len(prior.weights)} weights from {len(rows)} reviews -> {out} ({out.stat().st_size / 1e6:.1f} MB, "
-          f"{time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    words = morphemes.words(r["text"] for r in rows)
+    seen = set(words)
+    words += [w for w in morphemes.inflected({w: morphemes.analyse_word(w) for w in words}) if w not in seen]
+    table = out.parent / morphemes.WORDS
+    with open(table, "wb") as f:
+        morphemes.dump_words(words, f)
+    print(f"{len(prior.weights)} weights from {len(rows)} reviews -> {out} ({out.stat().st_size / 1e6:.1f} MB); "
+          f"{len(words)} words -> {table} ({table.stat().st_size / 1e6:.1f} MB); "
+          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -267,3 +267,37 @@ def test_building_the_prior_is_reproducible():
         KoreanPrior.fit(pairs).dump(buf)
         blobs.append(buf.getvalue())
     assert blobs[0] == blobs[1] and KoreanPrior.load(io.BytesIO(blobs[0])).log_odds({"m:좋/VA": 1.0}) > 0
+
+
+def test_the_shipped_word_table_gives_what_the_analyser_gives():
+    from pipeline.core.models import morphemes
+
+    morphemes.analyser()
+    table = morphemes._table
+    assert len(table) > 50_000 and "배송이" in table
+    sample = sorted(table)[::2000]
+    assert all(morphemes._analyse(w) == table[w] for w in sample)  # the table changes speed, never results
+
+
+def test_the_cheaper_vader_gives_vaders_scores():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from pipeline.core.models.vader import Vader
+    from pipeline.drivers.eval_texts import EN
+
+    texts = [t for _, t in EN] + ["not good at all", "NEVER so good!!", "without doubt great", "kind of ok but bad",
+                                  "at least it works", "I ❤️ it 😀", "no problems, no complaints", "Isn't bad :)"]
+    fast, slow = Vader(), SentimentIntensityAnalyzer()
+    assert all(fast.polarity_scores(t) == slow.polarity_scores(t) for t in texts)
+
+
+def test_checkpoints_with_the_old_naive_bayes_counts_restore():
+    m = SentimentModel(warmup=5)
+    for _ in range(10):
+        m.learn("great stuff", "positive", m.score("great stuff"))
+        m.learn("awful stuff", "negative", m.score("awful stuff"))
+    state = m.langs["en"].__dict__.copy()
+    state["counts"] = {b: (v >> 32, v & 0xFFFFFFFF) for b, v in state["counts"].items()}  # (pos, neg) tuples
+    clone = pickle.loads(pickle.dumps(m))
+    clone.langs["en"].__setstate__(state)
+    assert clone.langs["en"].counts == m.langs["en"].counts and clone.score("great") == m.score("great")

@@ -18,6 +18,7 @@ import math
 import random
 import re
 import threading
+import zlib
 from importlib import resources
 from typing import BinaryIO
 
@@ -55,6 +56,26 @@ class KoreanPrior:
         self.weights = weights
         self.bias = bias
         self.source = source
+        self._hashed: dict[int, float] | None = None
+
+    def __getstate__(self) -> dict:
+        return {"weights": self.weights, "bias": self.bias, "source": self.source}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._hashed = None
+
+    def hashed(self) -> dict[int, float]:
+        """The weights keyed by the CRC-32 of the feature (what the sentiment model computes anyway
+        to hash its features): an int key is cheaper to look up than a string. Features with the
+        same CRC-32 share the sum of their weights (2 pairs among the shipped 120k features)."""
+        if self._hashed is None:
+            out: dict[int, float] = {}
+            for f, v in self.weights.items():
+                k = zlib.crc32(f.encode())
+                out[k] = out.get(k, 0.0) + v
+            self._hashed = out
+        return self._hashed
 
     def log_odds(self, feats: dict[str, float]) -> float:
         return self.read(feats)[0]

@@ -10,6 +10,7 @@ True
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 
 _HANGUL = re.compile(r"[가-힣ㄱ-ㅎㅏ-ㅣ]")
@@ -21,11 +22,24 @@ _JAMO_RUN = re.compile(r"[ㄱ-ㅎㅏ-ㅣ]{2,}")
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _NEGATORS = frozenset({"not", "no", "never", "nothing", "nobody", "none", "cannot", "without", "hardly"})
 _SCOPE_END = frozenset({".", ",", ";", ":", "!", "?", "but"})
+_ASCII_LETTERS = string.ascii_letters.encode()
+_CAPS_WORD = re.compile(r"(?<![A-Za-z])[A-Z]{3,}(?![A-Za-z])")  # a whole Latin word of 3+ letters in capitals
+
+
+def letters(text: str) -> tuple[int, int]:
+    """(Hangul letters, Latin letters) of the text."""
+    if text.isascii():
+        b = text.encode()
+        return 0, len(b) - len(b.translate(None, _ASCII_LETTERS))
+    return len(_HANGUL.findall(text)), len(_LATIN.findall(text))
 
 
 def language(text: str) -> str:
     """``ko`` when Hangul dominates or ties, ``en`` for Latin script, ``und`` when neither."""
-    ko, en = len(_HANGUL.findall(text)), len(_LATIN.findall(text))
+    return language_of(*letters(text))
+
+
+def language_of(ko: int, en: int) -> str:
     if ko == 0 and en == 0:
         return "und"
     return "ko" if ko * 3 >= en else "en"  # a Hangul syllable carries about three Latin letters of text
@@ -39,6 +53,8 @@ def script_share(text: str) -> float:
 
 def canonical(text: str) -> str:
     """NFC with full-width ASCII folded; not NFKC, which would turn ``ㅠ`` into a conjoining jamo."""
+    if text.isascii():
+        return text
     return unicodedata.normalize("NFC", text).translate(_FULLWIDTH)
 
 
@@ -76,7 +92,7 @@ def tokens(text: str, hangul: bool = True) -> dict[str, float]:
     bangs = raw.count("!")
     if bangs:
         feats["x:bang"] = min(bangs, 3) / 3
-    caps = sum(1 for w in re.findall(r"[A-Za-z]{3,}", raw) if w.isupper())
+    caps = len(_CAPS_WORD.findall(raw))
     if caps:
         feats["x:caps"] = min(caps, 3) / 3
     return feats
