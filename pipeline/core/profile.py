@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pipeline.core.cart import Carts
 from pipeline.core.records import to_dt
@@ -13,7 +14,6 @@ DAY_MS = 86_400_000
 SESSION_GAP_MS = 30 * 60_000
 KEEP_PURCHASES = 32
 KEEP_CONSENT = 20
-KEEP_ABANDONED = 5
 CHURN_WINDOWS_DAYS = (30, 90, 180, 365)  # purchase count and spend windows of the churn features
 KEEP_RECENT_EVENTS = 32
 FAST, SLOW = 0.3, 0.05  # EWMA weights of the recent and long-run sentiment averages
@@ -30,16 +30,6 @@ class Purchase:
     channel: str
     event_id: str
     linked_at: int | None = None  # event time from which it was known to be this customer's (after a merge)
-
-
-@dataclass(slots=True)
-class Abandoned:
-    """A cart_abandoned trigger, kept until a purchase recovers it (or it is pushed out)."""
-
-    trigger_id: str
-    at: int
-    value: float
-    currency: str | None
 
 
 @dataclass(slots=True)
@@ -63,7 +53,6 @@ class CustomerState:
     carts: Carts = field(default_factory=Carts)
     carts_started: int = 0
     carts_abandoned: int = 0
-    abandoned: list[Abandoned] = field(default_factory=list)
     texts: int = 0
     sentiment_avg: float | None = None
     sentiment_long: float | None = None
@@ -71,12 +60,10 @@ class CustomerState:
     consent: dict[str, bool] = field(default_factory=dict)
     consent_history: list[ConsentChange] = field(default_factory=list)
     churn_probability: float = 0.5
-    souring_armed: bool = True
-    churn_armed: bool = True
-    churn_alerted_at: int | None = None
     last_snapshot: int | None = None
     scored_at: int | None = None  # event time of the latest churn score (an event, or a quiet period's timer)
     fired: dict[str, list[int]] = field(default_factory=dict)
+    triggers: dict[str, Any] = field(default_factory=dict)  # trigger type -> its module's state (``absorb``s)
     recent_events: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_RECENT_EVENTS))
 
     def first_time(self, event_id: str) -> bool:
@@ -149,21 +136,6 @@ class CustomerState:
         for c in history:  # the latest change per purpose, in event time, wins
             self.consent[c.purpose] = c.granted
 
-    def souring(self, now: int, drop: float, min_texts: int, buying_days: float) -> bool:
-        """True once per episode: the recent sentiment average has fallen ``drop`` below the long-run one,
-        below zero, while the customer buys; re-armed when it recovers to half that gap."""
-        if self.sentiment_avg is None or self.sentiment_long is None:
-            return False
-        gap = self.sentiment_long - self.sentiment_avg
-        if gap < drop / 2:
-            self.souring_armed = True
-        recency = self.recency_days(now)
-        if (self.souring_armed and self.texts >= min_texts and self.sentiment_avg < 0 and gap >= drop
-                and recency is not None and recency <= buying_days):
-            self.souring_armed = False
-            return True
-        return False
-
     @property
     def contactable(self) -> bool:
         return self.consent.get("marketing", True)
@@ -185,7 +157,6 @@ class CustomerState:
             self.last_click, self.last_session = other.last_click, other.last_session
         self.carts.absorb(other.carts, window)
         self._settle(window)
-        self.abandoned = sorted(self.abandoned + other.abandoned, key=lambda a: (a.at, a.trigger_id))[-KEEP_ABANDONED:]
         if other.texts:
             total = self.texts + other.texts
             for name in ("sentiment_avg", "sentiment_long"):
@@ -196,9 +167,9 @@ class CustomerState:
         for change in other.consent_history:
             self.consent_changed(change)
         self.churn_probability = max(self.churn_probability, other.churn_probability)
-        self.churn_armed = self.churn_armed and other.churn_armed
-        self.souring_armed = self.souring_armed and other.souring_armed
-        self.churn_alerted_at = max(filter(None, (self.churn_alerted_at, other.churn_alerted_at)), default=None)
+        for name, theirs in other.triggers.items():  # each trigger module's own state folds itself
+            mine = self.triggers.get(name)
+            self.triggers[name] = theirs if mine is None else mine.absorb(theirs)
         self.last_snapshot = max(filter(None, (self.last_snapshot, other.last_snapshot)), default=None)
         self.scored_at = max(filter(None, (self.scored_at, other.scored_at)), default=None)
         for kind, times in other.fired.items():

@@ -1,8 +1,10 @@
 """What a trigger type is: its record and the hooks the customer stage calls, and what it may ask of it.
 
 A trigger module holds one trigger type: its rules, its timer (keyed by its name and the customer), its
-record (the outbound model of its topic) and the fields of customer state it keeps. The registry in
-``pipeline.core.triggers`` lists them; the customer stage calls every module's hooks in that order.
+record (the outbound model of its topic) and its own slice of customer state, ``st.triggers[name]``: a
+dataclass with ``absorb(other) -> self`` for merges (the core's state holds behaviour, purchases,
+carts, texts and consent, which modules read). The registry in ``pipeline.core.triggers`` lists them;
+the customer stage calls every module's hooks in that order.
 """
 from __future__ import annotations
 

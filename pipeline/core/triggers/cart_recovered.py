@@ -1,26 +1,53 @@
 """``cart_recovered``: the first purchase within the recovery window after a ``cart_abandoned`` trigger.
 
-State: the recent ``cart_abandoned`` triggers not yet recovered (``CustomerState.abandoned``). Checked
-after every purchase, every ``cart_abandoned`` that went out and every merge, whichever was read first.
+State (its own): the recent ``cart_abandoned`` triggers not yet recovered. Checked after every
+purchase, every ``cart_abandoned`` that went out and every merge, whichever was read first.
 """
 from __future__ import annotations
 
-from pipeline.core.profile import KEEP_ABANDONED, Abandoned, CustomerState
+from dataclasses import dataclass, field
+
+from pipeline.core.profile import CustomerState
 from pipeline.core.records import to_dt
 from pipeline.core.triggers.base import Applied, Stage, TriggerType
 from pipeline.core.triggers.wording import duration, money, trigger_id
 from schemas.outbound import CartAbandoned, CartRecovered, CartRecoveredEvidence, Trigger
 
 NAME = "cart_recovered"
+KEEP_ABANDONED = 5
+
+
+@dataclass(slots=True)
+class Abandoned:
+    """A cart_abandoned trigger, kept until a purchase recovers it (or it is pushed out)."""
+
+    trigger_id: str
+    at: int
+    value: float
+    currency: str | None
+
+
+@dataclass(slots=True)
+class State:
+    abandoned: list[Abandoned] = field(default_factory=list)
+
+    def absorb(self, other: "State") -> "State":
+        self.abandoned = sorted(self.abandoned + other.abandoned, key=lambda a: (a.at, a.trigger_id))[-KEEP_ABANDONED:]
+        return self
+
+
+def state(st: CustomerState) -> State:
+    return st.triggers.setdefault(NAME, State())  # type: ignore[no-any-return]
 
 
 def recover(stage: Stage, st: CustomerState) -> None:
     """Recover (once) every abandoned cart that a purchase followed within the window."""
     window = int(stage.rules.cart_recovery_window_s * 1000)
-    for ab in list(st.abandoned):
+    mine = st.triggers.get(NAME)
+    for ab in list(mine.abandoned if mine is not None else ()):
         p = next((p for p in st.purchase_log if ab.at < p.ts <= ab.at + window), None)
         if p is not None:
-            st.abandoned.remove(ab)
+            mine.abandoned.remove(ab)
             stage.emit(st, record(st, ab, p.ts, p.total, p.channel, p.event_id, stage), p.ts)
 
 
@@ -31,8 +58,8 @@ def on_event(stage: Stage, st: CustomerState, applied: Applied) -> None:
 
 def on_trigger(stage: Stage, st: CustomerState, trigger: Trigger, ts: int) -> None:
     if isinstance(trigger, CartAbandoned):
-        ev = trigger.evidence
-        st.abandoned = (st.abandoned + [Abandoned(trigger.trigger_id, ts, ev.cart_value, ev.currency)])[-KEEP_ABANDONED:]
+        ev, mine = trigger.evidence, state(st)
+        mine.abandoned = (mine.abandoned + [Abandoned(trigger.trigger_id, ts, ev.cart_value, ev.currency)])[-KEEP_ABANDONED:]
         recover(stage, st)  # a purchase read before the watermark got here
 
 

@@ -1,10 +1,12 @@
 """``churn_risk``: the churn probability crossing the alert threshold upward.
 
-State: ``CustomerState.churn_armed`` (hysteresis: re-armed below ``churn_rearm_below``) and
-``churn_alerted_at`` (cooldown). Called on every churn score: an event of the customer, or a quiet
-period's re-score. Quiet until the model version in effect has learned ``churn_min_labels`` labels.
+State (its own): whether it is armed (hysteresis: re-armed below ``churn_rearm_below``) and when it
+last alerted (cool-down). Called on every churn score: an event of the customer, or a quiet period's
+re-score. Quiet until the model version in effect has learned ``churn_min_labels`` labels.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pipeline.core.profile import DAY_MS, CustomerState
 from pipeline.core.records import to_dt
@@ -15,16 +17,28 @@ from schemas.outbound import ChurnRisk, ChurnRiskEvidence
 NAME = "churn_risk"
 
 
+@dataclass(slots=True)
+class State:
+    armed: bool = True
+    alerted_at: int | None = None
+
+    def absorb(self, other: "State") -> "State":
+        self.armed = self.armed and other.armed
+        self.alerted_at = max(filter(None, (self.alerted_at, other.alerted_at)), default=None)
+        return self
+
+
 def on_churn(stage: Stage, st: CustomerState, p: float, ts: int, cause: str) -> None:
     r = stage.rules
+    mine: State = st.triggers.setdefault(NAME, State())
     if p < r.churn_rearm_below:
-        st.churn_armed = True
+        mine.armed = True
         return
     model = stage.churn_model(ts)
-    cooled = st.churn_alerted_at is None or ts - st.churn_alerted_at >= r.churn_cooldown_days * DAY_MS
-    if p >= r.churn_threshold and st.churn_armed and model.learned >= r.churn_min_labels and cooled:
+    cooled = mine.alerted_at is None or ts - mine.alerted_at >= r.churn_cooldown_days * DAY_MS
+    if p >= r.churn_threshold and mine.armed and model.learned >= r.churn_min_labels and cooled:
         if stage.emit(st, record(st, p, ts, cause, model.version, stage), ts):
-            st.churn_armed, st.churn_alerted_at = False, ts
+            mine.armed, mine.alerted_at = False, ts
 
 
 def record(st: CustomerState, p: float, ts: int, cause: str, version: str, stage: Stage) -> ChurnRisk:

@@ -1,8 +1,10 @@
 """``negative_emotion``: one strongly negative text, or sentiment souring while the customer keeps buying.
 
-State: the customer's sentiment averages (kept by the core) and ``CustomerState.souring_armed``.
+State (its own): whether the souring alert is armed; it reads the customer's sentiment averages.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pipeline.core.models.sentiment import Scored
 from pipeline.core.profile import CustomerState
@@ -15,13 +17,39 @@ from schemas.outbound import NegativeEmotion, NegativeEmotionEvidence
 NAME = "negative_emotion"
 
 
+@dataclass(slots=True)
+class State:
+    souring_armed: bool = True
+
+    def absorb(self, other: "State") -> "State":
+        self.souring_armed = self.souring_armed and other.souring_armed
+        return self
+
+
+def souring(st: CustomerState, now: int, drop: float, min_texts: int, buying_days: float) -> bool:
+    """True once per episode: the recent sentiment average has fallen ``drop`` below the long-run one,
+    below zero, while the customer buys; re-armed when it recovers to half that gap."""
+    if st.sentiment_avg is None or st.sentiment_long is None:
+        return False
+    mine: State = st.triggers.setdefault(NAME, State())
+    gap = st.sentiment_long - st.sentiment_avg
+    if gap < drop / 2:
+        mine.souring_armed = True
+    recency = st.recency_days(now)
+    if (mine.souring_armed and st.texts >= min_texts and st.sentiment_avg < 0 and gap >= drop
+            and recency is not None and recency <= buying_days):
+        mine.souring_armed = False
+        return True
+    return False
+
+
 def on_event(stage: Stage, st: CustomerState, applied: Applied) -> None:
     scored, body, ts, r = applied.scored, applied.event.body, applied.event.ts, stage.rules
     if scored is None or not isinstance(body, ReviewEvent):
         return
     if scored.score <= r.negative_emotion_threshold:
         stage.emit(st, record(st, body, scored, ts, stage), ts)
-    elif st.souring(ts, r.souring_drop, r.souring_min_texts, r.souring_buying_days):
+    elif souring(st, ts, r.souring_drop, r.souring_min_texts, r.souring_buying_days):
         stage.emit(st, record(st, body, scored, ts, stage, souring=True), ts)
 
 
