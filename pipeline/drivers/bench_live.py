@@ -116,7 +116,7 @@ def run(rate: float, seconds: float, workers: int = 1, partitions: int = 8,
         arrivals.assigned.wait(30)
         pub = Publisher(broker.bootstrap)
         sent: dict[str, float] = {}
-        warmup = 5.0 + 3.0 * workers  # the workers join their group and restore: traffic before is not measured
+        warmup = 10.0 + 3.0 * workers  # the workers join their group and restore: traffic before is not measured
         started = time.monotonic()
         for n, rec in enumerate(g.pace(g.live_stream(seed), rate, int(rate * (seconds + warmup)))):
             pub.send(rec.topic, rec.key_bytes(), rec.value_bytes())

@@ -35,6 +35,7 @@ import faust
 from pipeline.core.customers import CustomerStage, LabelReport
 from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
+from pipeline.core.models.sentiment import SentimentModel
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, RawRecord
 from pipeline.core.versions import Versions
@@ -371,6 +372,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    SentimentModel()  # read the shipped Korean prior and load the analysers now, not while holding partitions
     metrics = Metrics()
     metrics.serve(settings.metrics_port, settings.metrics_host)
     publisher = Publisher(settings.bootstrap, settings.topic_prefix)
