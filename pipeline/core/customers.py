@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,25 @@ CHURN = "churn"  # timer kind: re-score a quiet customer
 TIMER_KINDS = (CHURN, *(t.name for t in REGISTRY))
 
 
+#: The churn features' names, in the order ``CustomerState.features`` gives them.
+FEATURES = tuple(CustomerState("", 0, 0).features(0))
+
+
+def pack(x: dict[str, float]) -> bytes:
+    """A pending churn snapshot's features, compactly (float32, in ``FEATURES`` order): a customer holds up to
+    horizon / snapshot interval of them.
+
+    >>> x = {name: 0.5 for name in FEATURES}
+    >>> unpack(pack(x)) == x, len(pack(x)) == 4 * len(FEATURES)
+    (True, True)
+    """
+    return array("f", (x[name] for name in FEATURES)).tobytes()
+
+
+def unpack(data: bytes) -> dict[str, float]:
+    return dict(zip(FEATURES, array("f", data).tolist(), strict=True))
+
+
 def partition_of(customer_id: str, partitions: int) -> int:
     """The customer partition a customer lives on (stable, the same in every process)."""
     return zlib.crc32(customer_id.encode()) % partitions
@@ -60,7 +80,7 @@ class Handover:
     """A customer merged away, with everything its partition kept of it."""
 
     state: CustomerState | None
-    snapshots: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)  # (due, ts, features)
+    snapshots: list[tuple[int, int, bytes]] = field(default_factory=list)  # (due, ts, packed features)
 
 
 # ---- what the stages say to each other when they run in different processes ---------------------
@@ -135,7 +155,7 @@ class CustomerStage:
         self.customers: dict[str, CustomerState] = {}
         self.kinds: dict[str, dict[str, int]] = {}  # customer -> identifier counts by kind
         self._emitted: dict[str, tuple] = {}  # customer -> what its last profile said that matters (``_meaning``)
-        self.snapshots: dict[str, list[tuple[int, int, dict[str, float]]]] = {}  # customer -> pending churn snapshots
+        self.snapshots: dict[str, list[tuple[int, int, bytes]]] = {}  # customer -> pending churn snapshots
         self._due: list[tuple[int, str, int]] = []  # (due, customer, ts) of every pending snapshot
         self.timers = Timers()
         self.policy = Policy(rules)
@@ -197,7 +217,7 @@ class CustomerStage:
                 continue
             st = self.customers.get(cid)
             if st is not None:
-                x = next(x for d, t, x in self.snapshots[cid] if (d, t) == (due, ts))
+                x = unpack(next(x for d, t, x in self.snapshots[cid] if (d, t) == (due, ts)))
                 self.snapshots[cid] = [s for s in self.snapshots[cid] if (s[0], s[1]) != (due, ts)]
                 self._labels.append(Label(due, cid, ts, x, not st.purchased_between(ts, due)))
                 self._changed[cid] = None
@@ -319,13 +339,13 @@ class CustomerStage:
         st.scored_at = ts
         self.timers.schedule(CHURN, st.customer_id, ts + self._snapshot_ms)
         if st.last_snapshot is None or ts - st.last_snapshot >= self._snapshot_ms:
-            self._snapshot(st.customer_id, (ts + self._horizon_ms, ts, x))
+            self._snapshot(st.customer_id, (ts + self._horizon_ms, ts, pack(x)))
             st.last_snapshot = ts
         for t in REGISTRY:
             if t.on_churn is not None:
                 t.on_churn(self, st, p, ts, cause)
 
-    def _snapshot(self, cid: str, snap: tuple[int, int, dict[str, float]]) -> None:
+    def _snapshot(self, cid: str, snap: tuple[int, int, bytes]) -> None:
         self.snapshots.setdefault(cid, []).append(snap)
         heapq.heappush(self._due, (snap[0], cid, snap[1]))
 
