@@ -32,7 +32,7 @@ from pathlib import Path
 from river import feature_extraction, naive_bayes
 
 from pipeline.core.models import korean, morphemes
-from pipeline.core.models.sentiment import SentimentModel, _vader_compound
+from pipeline.core.models.sentiment import SentimentModel, vader_compound
 from pipeline.drivers import build_prior, eval_texts
 
 VADER_SDIST = "vaderSentiment==3.3.2"
@@ -211,7 +211,7 @@ def english_rows() -> list[Row]:
     stream = ordered(items)
     model, nb, words = SentimentModel(), CharNB(), CharNB(tokenizer=None, ngrams=(1, 2))
     baselines = {
-        "vader": (lambda t: _lexicon_label(_vader_compound(t), 0.05), None),
+        "vader": (lambda t: _lexicon_label(vader_compound(t), 0.05), None),
         "nb": (nb.label, nb.learn),
         "words": (words.label, words.learn),
     }

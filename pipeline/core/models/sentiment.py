@@ -63,7 +63,7 @@ def _load_analysers() -> None:
     morphemes.analyser()
 
 
-def _vader_compound(text: str) -> float:
+def vader_compound(text: str) -> float:
     if _vader is None:
         _load_analysers()
     return _vader.polarity_scores(text)["compound"]
@@ -215,7 +215,7 @@ class SentimentModel:
             if ko_share > 0:
                 lexicon += ko_share * korean.polarity(text)
             if ko_share < 1:
-                lexicon += (1 - ko_share) * _vader_compound(text)
+                lexicon += (1 - ko_share) * vader_compound(text)
             prior, known = 0.0, lexicon != 0.0
             hashed = _crc(feats)
             if lang == "ko":
