@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from pipeline.core.clock import Watermark
-from pipeline.core.customers import (
-    TRIGGER_TOPICS, CustomerStage, Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick, partition_of,
-)
+from pipeline.core.customers import TRIGGER_TOPICS, CustomerStage, partition_of
+from pipeline.core.messages import Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick
 from pipeline.core.dedup import Dedup
 from pipeline.core.identity import Block, IdentityGraph, Merge
 from pipeline.core.ingest import Ingest

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from pipeline.core.customers import (
+from pipeline.core.messages import (
     Expect, HandedOver, LabelReport, Message, Publish, Recount, Release, Routed, Tick,
 )
 from pipeline.core.engine import Engine

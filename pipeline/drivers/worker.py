@@ -32,7 +32,8 @@ from collections.abc import Callable
 
 import faust
 
-from pipeline.core.customers import CustomerStage, LabelReport
+from pipeline.core.customers import CustomerStage
+from pipeline.core.messages import LabelReport
 from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
 from pipeline.core.models.sentiment import SentimentModel

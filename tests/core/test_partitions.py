@@ -74,7 +74,8 @@ def _final(emits, stages):
 def remote(records, partitions: int, rng):
     """The global stage and the customer partitions as separate processes would run them: each partition
     reads its own queue in order, at its own pace; hand-overs and label reports arrive whenever."""
-    from pipeline.core.customers import CustomerStage, LabelReport
+    from pipeline.core.customers import CustomerStage
+    from pipeline.core.messages import LabelReport
     from pipeline.core.engine import Engine
     from pipeline.core.pii import Hasher
     from pipeline.core.rules import Rules
