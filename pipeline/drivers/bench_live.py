@@ -101,7 +101,7 @@ def run(rate: float, seconds: float, workers: int = 1, partitions: int = 8,
     settings = Settings(kafka_bootstrap=broker.bootstrap, pii_key="bench", partitions=partitions, state_dir=logs)
     ports = [free_port() for _ in range(workers)]
     env = {**os.environ, "RAPPORT_KAFKA_BOOTSTRAP": broker.bootstrap, "RAPPORT_PII_KEY": "bench",
-           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_PARTITIONS": str(partitions), "RAPPORT_BATCH_WITHIN_S": "0.05"}
+           "RAPPORT_STATE_DIR": str(logs), "RAPPORT_PARTITIONS": str(partitions)}
     procs = []
     try:
         ensure_topics(settings)

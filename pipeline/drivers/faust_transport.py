@@ -2,7 +2,7 @@
 
 Faust fixes aiokafka's ``fetch_max_wait_ms`` at 1500 ms. A broker that holds a fetch until then
 instead of answering when data arrives (the embedded broker does) makes every stage that long; the
-worker has two. The wait comes from ``RAPPORT_FETCH_MAX_WAIT_MS``.
+worker has three. The wait comes from ``RAPPORT_FETCH_MAX_WAIT_MS``.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
 
 SCHEME = "rapport"
-FETCH_MAX_WAIT_MS = {"value": 100}
+FETCH_MAX_WAIT_MS = {"value": 50}
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):

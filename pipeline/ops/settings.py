@@ -31,14 +31,15 @@ class Settings(BaseSettings, Rules):
     partitions: int = Field(4, ge=1, description="Partitions of topics this project creates.")
     replication_factor: int = Field(1, ge=1)
     batch_size: int = Field(1000, ge=1)
-    batch_within_s: float = Field(0.2, gt=0)
+    batch_within_s: float = Field(0.05, gt=0, description="Longest a stage waits to fill a batch (latency at low load; "
+                                                        "under load batches fill first).")
     idle_partition_s: float = Field(10.0, gt=0, description=(
         "Live: a partition without events this long stops holding the event-time order back until it delivers "
         "again (the end of a backfill; a reader that is gone). Keep it above a rebalance."))
     progress_interval_s: float = Field(0.5, gt=0, description="Live: how often a quiet ingest says its partitions are read to their end.")
     idle_advance_s: float = Field(5.0, ge=0, description="Live: with all input silent this long, the wall clock moves the watermark (0 = never).")
     model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
-    fetch_max_wait_ms: int = Field(100, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
+    fetch_max_wait_ms: int = Field(50, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
 
