@@ -165,7 +165,9 @@ def run(cutoff_weeks: tuple[int, ...] = CUTOFF_WEEKS, rules: Rules | None = None
         i = j
         engine.sources_idle(source, wall_ms=cut_ms + lateness)  # idle input: the watermark reaches the cutoff
         cut_day = (cutoff - EPOCH).days - 1  # the last day whose purchases are known
-        present = [n for n, cid in enumerate(ids) if days[cid][0] <= cut_day]  # file order is by date per customer
+        # File order is by date per customer. A customer id the identity graph refuses as a placeholder
+        # (CDNOW has "11111" and "22222") has no customer: it is left out, as the engine leaves it out.
+        present = [n for n, cid in enumerate(ids) if days[cid][0] <= cut_day and keys[n] in engine.identity.owner]
         customers = engine.customers
         states = [customers[engine.identity.canonical(engine.identity.owner[keys[n]])] for n in present]
         p = np.array([st.churn_probability for st in states])  # as the profile shows it (scored <= 7 days ago)
