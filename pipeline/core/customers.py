@@ -235,7 +235,7 @@ class CustomerStage:
             assert s is not None, "the global stage scores every text"
             st.touch(ev.ts, body.channel)
             st.text_scored(s.score)
-            self._out.append(Emit("scores.reviews.v1", st.customer_id, ReviewScore(
+            self._out.append(Emit("scores.reviews.v1", st.customer_id, ReviewScore.model_construct(
                 review_id=body.review_id, customer_id=st.customer_id, label=s.label, score=s.score,
                 confidence=s.confidence, language=s.language, model_version=r.sentiment_version or "",
                 channel=body.channel, event_id=body.event_id, occurred_at=to_dt(ev.ts),

@@ -262,7 +262,7 @@ class CustomerState:
 
     def to_profile(self, as_of: int, identifier_counts: dict[str, int], churn_version: str) -> Profile:
         r = round
-        return Profile(
+        return Profile.model_construct(  # our own record, built from typed state: no second validation
             customer_id=self.customer_id, as_of=to_dt(as_of), first_seen_at=to_dt(self.first_seen),
             last_seen_at=to_dt(self.last_seen), journey_stage=self.journey_stage(), channels=sorted(self.channels),
             identifier_counts=identifier_counts,
