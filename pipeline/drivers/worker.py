@@ -306,7 +306,8 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap}", broker_consumer=f"{scheme}://{settings.bootstrap}",
         value_serializer="raw", key_serializer="raw",
-        web_host=settings.web_host, web_port=settings.web_port, broker_session_timeout=settings.session_timeout_s,
+        web_enabled=settings.web_enabled, web_bind=settings.web_host, web_host=settings.web_host,
+        web_port=settings.web_port, broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s, topic_disable_leader=True,
         topic_allow_declare=False, consumer_auto_offset_reset="earliest", store="memory://",
     )

@@ -24,7 +24,8 @@ class Settings(BaseSettings, Rules):
     state_dir: Path = Field(Path(".rapport"), description="Local files: development PII key.")
     metrics_port: int = 9108
     metrics_host: str = "127.0.0.1"
-    web_host: str = "127.0.0.1"
+    web_enabled: bool = Field(False, description="Faust's web server (its own status pages); off unless asked for.")
+    web_host: str = Field("127.0.0.1", description="Where Faust's web server binds, when enabled.")
     web_port: int = 6066
     app_id: str = "rapport"
     topic_prefix: str = Field("", description="Prefix on every topic name (a namespace, e.g. for replays).")
