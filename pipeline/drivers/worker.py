@@ -376,12 +376,12 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     SentimentModel()  # read the shipped Korean prior and load the analysers now, not while holding partitions
     metrics = Metrics()
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    metrics_port = metrics.serve(settings.metrics_port, settings.metrics_host)
     publisher = Publisher(settings.bootstrap, settings.topic_prefix)
     store = StateStore(settings.bootstrap, settings.topic(STATE_TOPIC))
     engine = EngineStage(settings, Publisher(settings.bootstrap, settings.topic_prefix), store, metrics)
     customers = CustomerStages(settings, Publisher(settings.bootstrap, settings.topic_prefix), metrics)
     app = build_app(settings, publisher, engine, customers, metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
-             settings.metrics_port)
+             metrics_port)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -60,8 +60,15 @@ class Metrics:
                                registry=r)
         self._seen: dict[str, Counter[str]] = {}
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1", tries: int = 16) -> int:
+        """Serve /metrics on ``port``, or the next free one (several workers on one host); returns the port."""
+        for candidate in range(port, port + tries):
+            try:
+                start_http_server(candidate, addr=host, registry=self.registry)
+                return candidate
+            except OSError:
+                continue
+        raise OSError(f"no free port for metrics in {port}..{port + tries - 1} on {host}")
 
     def batch(self, stage: str, records: int, seconds: float) -> None:
         self.batch_seconds.labels(stage).observe(seconds)
