@@ -215,14 +215,11 @@ class Engine:
             if rating is not None and self.sentiment.learn(ev.body.text, stars_to_label(rating), scored):
                 self._stats["drift:sentiment"] += 1
         cid = res.customer_id
-        routed = Routed(cid, ev, self.watermark.current, self._kinds(cid), scored, version)
+        routed = Routed(cid, ev, self.watermark.current, self.identity.kinds(cid), scored, version)
         if self.partitions:
             self.stage_of(cid).apply(routed)
         else:
             self._send(cid, routed)
-
-    def _kinds(self, customer_id: str) -> dict[str, int]:
-        return self.identity.kinds(customer_id)
 
     def _tell_partitions(self, force: bool = False) -> None:
         """Every partition learns the watermark when it enters a new epoch (``force``: at a batch's end too):
@@ -259,7 +256,7 @@ class Engine:
         """Record an identifier found shared (hashed, with the reason); its former customer's profile changes."""
         self._stats[f"identifiers_blocked:{b.reason.partition(':')[0]}"] += 1
         if b.detached_from is not None:
-            kinds = self._kinds(b.detached_from)
+            kinds = self.identity.kinds(b.detached_from)
             if self.partitions:
                 self.stage_of(b.detached_from).recount(b.detached_from, kinds)
             else:
