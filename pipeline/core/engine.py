@@ -178,11 +178,20 @@ class Engine:
 
     def sources_idle(self, sources: Iterable[Source], wall_ms: int | None = None) -> list[Emit]:
         """These partitions sent nothing for a while (or the input ended). With ``wall_ms``, all input is
-        silent and nothing is held: the wall clock moves event time on."""
+        silent and nothing is held: if the traffic is live (its readers last reported positions near the
+        wall clock), the wall clock moves event time on, so a cart still fires at night. A backfill's event
+        time never moves but by its own events: a pause between its parts fires nothing early."""
         self.idle(sources)
         self._release()
-        if wall_ms is not None and not self.sequencer.held:
+        if wall_ms is not None and not self.sequencer.held and self.sequencer.live:
             self.watermark.advance_wall(wall_ms)
+        return self.end_batch()
+
+    def advance_to(self, ts: int) -> list[Emit]:
+        """The input says that nothing happened before event time ``ts`` (an evaluation's cutoff): move the
+        watermark there, as the wall clock moves it for live traffic."""
+        self._release()
+        self.watermark.advance_wall(ts)
         return self.end_batch()
 
     def close_input(self) -> list[Emit]:

@@ -163,7 +163,8 @@ def run(cutoff_weeks: tuple[int, ...] = CUTOFF_WEEKS, rules: Rules | None = None
         for k in range(i, j, 2000):
             engine.process_batch(records[k:min(k + 2000, j)])
         i = j
-        engine.sources_idle(source, wall_ms=cut_ms + lateness)  # idle input: the watermark reaches the cutoff
+        engine.idle(source)
+        engine.advance_to(cut_ms + lateness)  # idle input: the watermark reaches the cutoff
         cut_day = (cutoff - EPOCH).days - 1  # the last day whose purchases are known
         # File order is by date per customer. A customer id the identity graph refuses as a placeholder
         # (CDNOW has "11111" and "22222") has no customer: it is left out, as the engine leaves it out.

@@ -38,7 +38,7 @@ class Settings(BaseSettings, Rules):
         "Live: a partition without events this long stops holding the event-time order back until it delivers "
         "again (the end of a backfill; a reader that is gone). Keep it above a rebalance."))
     progress_interval_s: float = Field(0.5, gt=0, description="Live: how often a quiet ingest says its partitions are read to their end.")
-    idle_advance_s: float = Field(5.0, ge=0, description="Live: with all input silent this long, the wall clock moves the watermark (0 = never).")
+    idle_advance_s: float = Field(5.0, ge=0, description="Live traffic: with all input silent this long, the wall clock moves the watermark (0 = never; a backfill's never moves).")
     model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
     fetch_max_wait_ms: int = Field(50, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
     session_timeout_s: float = 6.0
