@@ -17,9 +17,17 @@ def _rfc3339(value: object) -> object:
     return value
 
 
+#: Event times outside these years are rejected: timers and windows computed from them stay representable.
+YEARS = (1970, 2200)
+#: Longest identifier value (longer ones are not identifiers, and would fill ingest's memory of values).
+MAX_IDENTIFIER_CHARS = 512
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset, e.g. +09:00 or Z")
+    if not YEARS[0] <= value.year < YEARS[1]:
+        raise ValueError(f"must be in the years {YEARS[0]}-{YEARS[1] - 1}")
     return value
 
 
@@ -34,15 +42,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+IdentifierValue = Annotated[StrictStr, Field(max_length=MAX_IDENTIFIER_CHARS)]
+
+
 class Identifiers(_Model):
     """At least one value must be non-blank; ingest checks that (a Python validator here costs every event)."""
 
-    anonymous_id: StrictStr | None = None
-    device_id: StrictStr | None = None
-    user_id: StrictStr | None = None
-    email: StrictStr | None = None
-    phone: StrictStr | None = None
-    loyalty_id: StrictStr | None = None
+    anonymous_id: IdentifierValue | None = None
+    device_id: IdentifierValue | None = None
+    user_id: IdentifierValue | None = None
+    email: IdentifierValue | None = None
+    phone: IdentifierValue | None = None
+    loyalty_id: IdentifierValue | None = None
 
 
 class Envelope(_Model):

@@ -219,9 +219,10 @@ class Engine:
             self._merge(merge)
         scored, version = None, None
         if isinstance(ev.body, ReviewEvent):
-            scored, version = self.sentiment.score(ev.body.text), self.sentiment.version  # before it learns
+            text = ev.body.text[:self.rules.max_text_chars]
+            scored, version = self.sentiment.score(text), self.sentiment.version  # before it learns
             rating = ev.body.rating
-            if rating is not None and self.sentiment.learn(ev.body.text, stars_to_label(rating), scored):
+            if rating is not None and self.sentiment.learn(text, stars_to_label(rating), scored):
                 self._stats["drift:sentiment"] += 1
         cid = res.customer_id
         routed = Routed(cid, ev, self.watermark.current, self.identity.kinds(cid), scored, version)

@@ -12,7 +12,7 @@ from pipeline.core.pii import PREHASHED, Hasher, redact
 from pipeline.core.placeholders import is_placeholder
 from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
-from schemas.inbound import INBOUND
+from schemas.inbound import INBOUND, MAX_IDENTIFIER_CHARS
 from schemas.outbound import DeadLetter
 
 
@@ -25,6 +25,8 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+#: Characters of a dead-lettered record's value kept when the record is too large (redacted first).
+EXCERPT_CHARS = 1024
 #: Raw identifier values whose outcome (hashed identifier, or unusable) is remembered: they recur per customer.
 KNOWN_VALUES = 200_000
 _UNSEEN = object()
@@ -38,8 +40,13 @@ class Ingest:
         self._blocked = re.compile(rules.blocked_identifier_pattern, re.IGNORECASE)
         self._priority = rules.identifier_priority
         self._known: dict[tuple[str, str], Identifier | None] = {}
+        self._max_bytes = rules.max_record_bytes
 
     def decode(self, rec: RawRecord) -> Event | DeadLetter:
+        size = max(len(rec.value), len(rec.key or b""))
+        if size > self._max_bytes:
+            return self.dead_letter(rec, "too_large", f"{size} bytes, over the limit of {self._max_bytes} "
+                                    "(RAPPORT_MAX_RECORD_BYTES); raw is an excerpt", excerpt=True)
         model = INBOUND.get(rec.topic)
         if model is None:
             return self.dead_letter(rec, "unknown_topic", f"no schema for topic {rec.topic!r}")
@@ -80,8 +87,8 @@ class Ingest:
             value = raw.get(kind)
             if value is None:
                 continue
-            if type(value) is not str:
-                return ()
+            if type(value) is not str or len(value) > MAX_IDENTIFIER_CHARS:
+                return ()  # validation names it
             known = self._known.get((kind, value), _UNSEEN)
             if known is _UNSEEN:
                 known = self._identifier(kind, value)
@@ -97,13 +104,18 @@ class Ingest:
             return None
         return self._hasher.identifier(kind, value)
 
-    def dead_letter(self, rec: RawRecord, error_type: str, detail: str) -> DeadLetter:
-        raw = redact(rec.value, self._hasher)
+    def dead_letter(self, rec: RawRecord, error_type: str, detail: str, excerpt: bool = False) -> DeadLetter:
+        """The record for ``dlq.v1``, redacted; ``excerpt``: only its first ``EXCERPT_CHARS`` characters (redacted
+        with a margin, so that no value cut at the end escapes redaction)."""
+        raw = redact(rec.value[:4 * EXCERPT_CHARS] if excerpt else rec.value, self._hasher)
+        if excerpt:
+            raw = raw[:EXCERPT_CHARS]
         try:
             text, encoding = raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(raw).decode(), "base64"
-        key = None if rec.key is None else redact(rec.key, self._hasher).decode("utf-8", errors="replace")
+        key = None if rec.key is None else redact(rec.key[:4 * EXCERPT_CHARS], self._hasher)[:EXCERPT_CHARS].decode(
+            "utf-8", errors="replace")
         return DeadLetter(
             source_topic=rec.topic, partition=rec.partition, offset=rec.offset, key=key,
             raw=text, raw_encoding=encoding, error_type=error_type, error_detail=detail,

@@ -1,0 +1,68 @@
+"""Hostile input: every record lands in processing or in the DLQ, quickly, whatever it holds."""
+import time
+from collections import Counter
+
+import orjson
+
+from pipeline.core.ingest import EXCERPT_CHARS
+from pipeline.core.pii import Hasher, redact
+from pipeline.core.records import RawRecord
+from pipeline.drivers.hostile import MUTATIONS, hostile
+from tests.helpers import event, make_engine, of, raw
+
+#: No record may take longer than this (generous: CI machines are shared and noisy; typical is < 0.1 s).
+PER_RECORD_S = 2.0
+FUZZED = 12_000
+
+
+def test_every_hostile_input_is_processed_or_dead_lettered_within_a_bound():
+    engine = make_engine()
+    engine.sentiment.score("준비")  # the analyser's one-time load is not the record's cost
+    slowest: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    dead = 0
+    for i, (mutation, topic, key, value) in enumerate(hostile(seed=11, count=FUZZED)):
+        started = time.perf_counter()
+        engine.process(RawRecord(topic, 0, i, key, value))
+        elapsed = time.perf_counter() - started
+        slowest[mutation] = max(slowest[mutation], elapsed)
+        seen[topic] += 1
+        if i % 500 == 499:
+            dead += len(of(engine.end_batch(), "dlq.v1"))
+    dead += len(of(engine.end_batch() + engine.close_input(), "dlq.v1"))
+    assert set(seen) == {"clickstream.v1", "pos.v1", "reviews.v1", "consent.v1"}
+    assert set(slowest) == set(MUTATIONS), "every kind of hostile input was tried"
+    assert max(slowest.values()) < PER_RECORD_S, slowest.most_common(3)
+    st = engine.stats
+    ordered = sum(v for k, v in st.items() if k.startswith("ordered:"))
+    ingest_dead = sum(v for k, v in st.items() if k.startswith("dlq:") and k != "dlq:shared_identifiers_only")
+    assert st["records"] == FUZZED == ordered + st["duplicates"] + ingest_dead  # every input accounted for
+    assert dead == sum(v for k, v in st.items() if k.startswith("dlq:"))
+
+
+def test_a_record_over_the_limit_is_dead_lettered_as_too_large_with_a_redacted_excerpt():
+    engine = make_engine(max_record_bytes=4096)
+    doc = event(0, {"email": "kim.minji@naver.com"}, type="page_view", url="kim.minji@naver.com " + "x" * 10_000)
+    [dl] = of(engine.process_batch([raw("clickstream.v1", doc)]), "dlq.v1")
+    assert dl.error_type == "too_large" and len(dl.raw) <= EXCERPT_CHARS and "naver" not in dl.raw
+    assert "4096" in dl.error_detail
+
+
+def test_redaction_is_linear_in_the_length_of_the_input():
+    h = Hasher(b"k")
+    for payload in (b"a" * 200_000, b"a." * 100_000, b"a@" * 100_000, b"+1 " * 60_000, b"x" * 100_000 + b"@a"):
+        started = time.perf_counter()
+        redact(payload, h)
+        assert time.perf_counter() - started < 1.0, payload[:20]  # was minutes: quadratic in a run of letters
+    out = redact(b"mail kim.minji+x@naver.co.kr, call 010-2784-1093 or +82 10 2784 1093.", h)
+    assert b"naver" not in out and b"2784" not in out
+
+
+def test_identifier_values_and_event_times_have_bounds():
+    engine = make_engine()
+    long_id = event(0, {"user_id": "u" * 600}, type="page_view")
+    year_1 = event(0, {"user_id": "u-1"}, type="page_view") | {"occurred_at": "0001-01-01T00:00:00Z"}
+    dead = of(engine.process_batch([raw("clickstream.v1", long_id), raw("clickstream.v1", year_1)]), "dlq.v1")
+    assert [d.error_type for d in dead] == ["validation", "validation"]
+    assert "identifiers.user_id" in dead[0].error_detail and "years 1970-2199" in dead[1].error_detail
+    assert orjson.loads(dead[0].raw)["identifiers"]["user_id"] == "u" * 600  # not PII: kept for repair
