@@ -197,6 +197,8 @@ class DeadLetter(_Out):
     raw_encoding: Literal["utf-8", "base64"]
     error_type: str
     error_detail: str
+    stage: str | None = Field(None, description="For error_type processing_error: the stage that failed "
+                              "(ingest, identity, sentiment, customers, timers).")
 
 
 #: Outbound topic (without namespace prefix) -> its model. Triggers share the base fields.

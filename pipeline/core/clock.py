@@ -63,6 +63,11 @@ class Timers:
     def cancel(self, kind: str, customer: str) -> None:
         self._at.pop((kind, customer), None)
 
+    def of(self, customer: str, kinds: tuple[str, ...]) -> dict[str, int]:
+        """The customer's pending timers of these kinds, by kind."""
+        at = self._at
+        return {k: at[(k, customer)] for k in kinds if (k, customer) in at}
+
     def cancel_all(self, customer: str, kinds: tuple[str, ...]) -> None:
         for kind in kinds:
             self._at.pop((kind, customer), None)

@@ -13,6 +13,7 @@ the absorbed one's partition ``release``s it and the survivor's ``fold``s it in 
 from __future__ import annotations
 
 import heapq
+import pickle
 import zlib
 from array import array
 from collections import Counter, deque
@@ -20,11 +21,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from pipeline.core.clock import Timers
+from pipeline.core.failures import failed_letter, fault_plan, inject, undecodable_letter
 from pipeline.core.identity import Merge
 from pipeline.core.messages import (
     Expect, HandedOver, Handover, LabelReport, Message, Publish, Recount, Release, Routed, Tick,
 )
 from pipeline.core.models.churn import ChurnModel
+from pipeline.core.pii import Hasher
 from pipeline.core.profile import DAY_MS, CustomerState, Purchase
 from pipeline.core.records import Emit, Event, to_dt
 from pipeline.core.rules import Rules
@@ -72,8 +75,10 @@ class CustomerStage:
     """One partition's customers and the logic that moves them (see the module docstring)."""
 
     def __init__(self, rules: Rules, now: Callable[[], datetime], versions: Versions, partition: int = 0,
-                 partitions: int = 1) -> None:
-        self.rules, self.now, self.versions = rules, now, versions
+                 partitions: int = 1, hasher: Hasher | None = None) -> None:
+        """``hasher`` redacts the free text of events dead-lettered after a failure."""
+        self.rules, self.now, self.versions, self.hasher = rules, now, versions, hasher
+        self._faults = fault_plan(rules.inject_faults)
         self.partition, self.partitions = partition, partitions
         self.customers: dict[str, CustomerState] = {}
         self.kinds: dict[str, dict[str, int]] = {}  # customer -> identifier counts by kind
@@ -170,12 +175,21 @@ class CustomerStage:
             st = self.customers.get(cid)
             if st is None or cid in self._waiting:  # a waiting survivor's timers are set again by the fold
                 continue
-            if kind == CHURN:
-                if st.scored_at is not None:
-                    at = st.scored_at + self._snapshot_ms
-                    self._churn(st, at, f"quiet:{cid}:{at}")
-            else:
-                BY_NAME[kind].on_timer(self, st, at)
+            saved = self._save(cid)
+            try:
+                if self._faults:
+                    inject(self._faults, "timers", kind)
+                if kind == CHURN:
+                    if st.scored_at is not None:
+                        at = st.scored_at + self._snapshot_ms
+                        self._churn(st, at, f"quiet:{cid}:{at}")
+                else:
+                    BY_NAME[kind].on_timer(self, st, at)
+            except Exception as e:  # noqa: BLE001 - a failing timer must not stop the partition
+                self._roll_back(cid, saved)
+                raw = f'{{"timer": "{kind}", "customer_id": "{cid}", "at": "{to_dt(at).isoformat()}"}}'.encode()
+                self._failed("timers", f"timer:{kind}", raw, e, "timer")
+                continue
             self._dirty[cid] = None
 
     def advance(self, watermark: int | None) -> None:
@@ -185,8 +199,53 @@ class CustomerStage:
     # ---- events ----------------------------------------------------------------------------------
 
     def apply(self, r: Routed) -> None:
-        """Apply one routed event (after the timers its watermark passed)."""
+        """Apply one routed event (after the timers its watermark passed), whole or not at all: if it fails,
+        the customer is as before and the event goes to ``dlq.v1`` (``pipeline.core.failures``)."""
         self.advance(r.watermark)
+        saved = self._save(r.customer_id)
+        try:
+            self._apply(r)
+        except Exception as e:  # noqa: BLE001 - a poison event must not stop the partition
+            self._roll_back(r.customer_id, saved)
+            self._failed("customers", r.event.topic, r.event.body.model_dump_json().encode(), e)
+
+    def _save(self, cid: str) -> tuple:
+        """What applying an event or a timer may change of one customer (to roll back on a failure)."""
+        st = self.customers.get(cid)
+        return (None if st is None else pickle.dumps(st, pickle.HIGHEST_PROTOCOL), self.kinds.get(cid),
+                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, TIMER_KINDS))
+
+    def _roll_back(self, cid: str, saved: tuple) -> None:
+        state, kinds, snapshots, emitted, timers = saved
+        if state is None:
+            self.customers.pop(cid, None)
+        else:
+            self.customers[cid] = pickle.loads(state)
+        if kinds is None:
+            self.kinds.pop(cid, None)
+        else:
+            self.kinds[cid] = kinds
+        if snapshots or cid in self.snapshots:
+            self.snapshots[cid] = snapshots
+            self._due = [d for d in self._due if d[1] != cid or (d[0], d[2]) in {(s[0], s[1]) for s in snapshots}]
+            heapq.heapify(self._due)
+        del self._out[emitted:]
+        self.timers.cancel_all(cid, TIMER_KINDS)
+        for kind, at in timers.items():
+            self.timers.schedule(kind, cid, at)
+
+    def undecodable(self, topic: str, partition: int, offset: int, data: bytes, error: Exception) -> None:
+        """An internal record at ``offset`` did not decode: it goes to ``dlq.v1``, and processing goes on."""
+        self.stats["errors:internal"] += 1
+        self.stats["dlq:processing_error"] += 1
+        self._out.append(Emit("dlq.v1", None, undecodable_letter(topic, partition, offset, data, error, self.hasher)))
+
+    def _failed(self, stage: str, source: str, raw: bytes, error: Exception, what: str = "event") -> None:
+        self.stats[f"errors:{stage}"] += 1
+        self.stats["dlq:processing_error"] += 1
+        self._out.append(Emit("dlq.v1", None, failed_letter(stage, source, raw, error, self.hasher, what)))
+
+    def _apply(self, r: Routed) -> None:
         ev = r.event
         st = self.customers.get(r.customer_id)
         if st is None:
@@ -200,6 +259,8 @@ class CustomerStage:
         for t in REGISTRY:
             if t.on_event is not None:
                 t.on_event(self, st, applied)
+        if self._faults:  # after the state changed: a failure here must roll it back
+            inject(self._faults, "customers", ev.event_id)
         self._churn(st, ev.ts, ev.event_id)
         self._dirty[st.customer_id] = None
 

@@ -27,11 +27,12 @@ from pipeline.core.clock import Watermark
 from pipeline.core.customers import TRIGGER_TOPICS, CustomerStage, partition_of
 from pipeline.core.messages import Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick
 from pipeline.core.dedup import Dedup
+from pipeline.core.failures import failed_letter, fault_plan, inject, undecodable_letter
 from pipeline.core.identity import Block, IdentityGraph, Merge
 from pipeline.core.ingest import Ingest
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
-from pipeline.core.pii import Hasher
+from pipeline.core.pii import Hasher, redact
 from pipeline.core.profile import DAY_MS, CustomerState
 from pipeline.core.records import Emit, Event, RawRecord, to_dt
 from pipeline.core.rules import Rules
@@ -65,7 +66,9 @@ class Engine:
                                                         warmup=rules.churn_min_labels), n, epoch_ms)
         self.versions = Versions(epoch_ms)
         self.n_partitions = n
-        self.partitions = [CustomerStage(rules, now, self.versions, p, n) for p in range(n)] if local else []
+        self.hasher = hasher
+        self._faults = fault_plan(rules.inject_faults)
+        self.partitions = [CustomerStage(rules, now, self.versions, p, n, hasher) for p in range(n)] if local else []
         self._messages: list[tuple[int, Message]] = []  # for customer partitions in other processes
         self._stats: Counter[str] = Counter()
         self.applied: dict[Source, int] = {}  # source partition -> last offset read (worker)
@@ -208,7 +211,14 @@ class Engine:
             self._apply(ev)
 
     def _apply(self, ev: Event) -> None:
-        res = self.identity.resolve(ev.identifiers, ev.ts, ev.event_id)
+        """Identity, then the text's score, then the customer's partition. A stage that fails sends the event
+        to ``dlq.v1`` (``pipeline.core.failures``) and the later stages never see it."""
+        try:
+            if self._faults:
+                inject(self._faults, "identity", ev.event_id)
+            res = self.identity.resolve(ev.identifiers, ev.ts, ev.event_id)
+        except Exception as e:  # noqa: BLE001 - a poison event must not stop the partition
+            return self._failed("identity", ev, e)
         self._stats["identifiers_dropped"] += len(res.dropped)
         for block in res.blocked:
             self._blocked(block)
@@ -220,10 +230,15 @@ class Engine:
         scored, version = None, None
         if isinstance(ev.body, ReviewEvent):
             text = ev.body.text[:self.rules.max_text_chars]
-            scored, version = self.sentiment.score(text), self.sentiment.version  # before it learns
-            rating = ev.body.rating
-            if rating is not None and self.sentiment.learn(text, stars_to_label(rating), scored):
-                self._stats["drift:sentiment"] += 1
+            try:
+                if self._faults:
+                    inject(self._faults, "sentiment", ev.event_id)
+                scored, version = self.sentiment.score(text), self.sentiment.version  # before it learns
+                rating = ev.body.rating
+                if rating is not None and self.sentiment.learn(text, stars_to_label(rating), scored):
+                    self._stats["drift:sentiment"] += 1
+            except Exception as e:  # noqa: BLE001
+                return self._failed("sentiment", ev, e)
         cid = res.customer_id
         routed = Routed(cid, ev, self.watermark.current, self.identity.kinds(cid), scored, version)
         if self.partitions:
@@ -279,12 +294,25 @@ class Engine:
             detached_customer_id=b.detached_from, occurred_at=to_dt(b.ts), event_id=b.event_id,
         )))
 
+    def undecodable(self, topic: str, partition: int, offset: int, data: bytes, error: Exception) -> None:
+        """An internal record at ``offset`` did not decode: it goes to ``dlq.v1``, and processing goes on."""
+        self._stats["errors:internal"] += 1
+        self._stats["dlq:processing_error"] += 1
+        self._out.append(Emit("dlq.v1", None, undecodable_letter(topic, partition, offset, data, error, self.hasher)))
+
+    def _failed(self, stage: str, ev: Event, error: Exception) -> None:
+        self._stats[f"errors:{stage}"] += 1
+        self._stats["dlq:processing_error"] += 1
+        raw = ev.body.model_dump_json().encode()
+        self._out.append(Emit("dlq.v1", None, failed_letter(stage, ev.topic, raw, error, self.hasher)))
+
     def _unattributable(self, ev: Event) -> None:
         """Every identifier of the event is shared by several people: it belongs to nobody, so it is dead-lettered."""
         self._stats["dlq:shared_identifiers_only"] += 1
         kinds = ", ".join(i.kind for i in ev.identifiers)
         self._out.append(Emit("dlq.v1", None, DeadLetter(
-            source_topic=ev.topic, partition=-1, offset=-1, key=None, raw=ev.body.model_dump_json(),
+            source_topic=ev.topic, partition=-1, offset=-1, key=None,
+            raw=redact(ev.body.model_dump_json().encode(), self.hasher).decode(),
             raw_encoding="utf-8", error_type="shared_identifiers_only",
             error_detail=f"identifiers: {kinds} are each shared by several people, so the event names no one customer",
         )))

@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections import Counter
 
 import orjson
 from pydantic import ValidationError
 
+from pipeline.core.failures import fault_plan, inject
 from pipeline.core.pii import PREHASHED, Hasher, redact
 from pipeline.core.placeholders import is_placeholder
 from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
 from schemas.inbound import INBOUND, MAX_IDENTIFIER_CHARS
 from schemas.outbound import DeadLetter
+
+
+log = logging.getLogger(__name__)
 
 
 def describe(error: ValidationError) -> str:
@@ -41,6 +46,7 @@ class Ingest:
         self._priority = rules.identifier_priority
         self._known: dict[tuple[str, str], Identifier | None] = {}
         self._max_bytes = rules.max_record_bytes
+        self._faults = fault_plan(rules.inject_faults)
 
     def decode(self, rec: RawRecord) -> Event | DeadLetter:
         size = max(len(rec.value), len(rec.key or b""))
@@ -72,7 +78,15 @@ class Ingest:
 
     def event_or_dead_letter(self, rec: RawRecord, stats: Counter[str], dead: list[Emit]) -> Event | None:
         """``decode``; a dead letter is counted in ``stats`` and added to ``dead``, bound for ``dlq.v1``."""
-        decoded = self.decode(rec)
+        try:
+            if self._faults:
+                inject(self._faults, "ingest", rec.value.decode(errors="replace"))
+            decoded = self.decode(rec)
+        except Exception as e:  # noqa: BLE001 - a record the decoder chokes on must not stop the partition
+            stats["errors:ingest"] += 1
+            log.error("stage ingest failed on a record of %s (sent to dlq.v1): %s", rec.topic, type(e).__name__)
+            decoded = self.dead_letter(rec, "processing_error", f"ingest: {type(e).__name__}: {str(e)[:500]}",
+                                       stage="ingest")
         if isinstance(decoded, DeadLetter):
             stats[f"dlq:{decoded.error_type}"] += 1
             dead.append(Emit("dlq.v1", decoded.key, decoded))
@@ -104,7 +118,8 @@ class Ingest:
             return None
         return self._hasher.identifier(kind, value)
 
-    def dead_letter(self, rec: RawRecord, error_type: str, detail: str, excerpt: bool = False) -> DeadLetter:
+    def dead_letter(self, rec: RawRecord, error_type: str, detail: str, excerpt: bool = False,
+                    stage: str | None = None) -> DeadLetter:
         """The record for ``dlq.v1``, redacted; ``excerpt``: only its first ``EXCERPT_CHARS`` characters (redacted
         with a margin, so that no value cut at the end escapes redaction)."""
         raw = redact(rec.value[:4 * EXCERPT_CHARS] if excerpt else rec.value, self._hasher)
@@ -118,5 +133,6 @@ class Ingest:
             "utf-8", errors="replace")
         return DeadLetter(
             source_topic=rec.topic, partition=rec.partition, offset=rec.offset, key=key,
-            raw=text, raw_encoding=encoding, error_type=error_type, error_detail=detail,
+            raw=text, raw_encoding=encoding, error_type=error_type, error_detail=redact(detail.encode(), self._hasher).decode(
+                "utf-8", errors="replace"), stage=stage,
         )

@@ -71,6 +71,10 @@ class Rules(BaseModel):
     # Scale-out
     customer_partitions: int = Field(1, ge=1, le=1024, description=(
         "Partitions of customers (the stateful per-customer stage); a customer lives on one of them."))
+    # Testing
+    inject_faults: str = Field("", pattern=r"^[\w:.,\s-]*$", description=(
+        "Fault injection, for tests and chaos runs only: 'stage:needle,...' makes a stage (ingest, identity, "
+        "sentiment, customers, timers) raise on the events whose id holds the needle (timers: whose kind does)."))
     # Contact policy
     trigger_cap_per_day: int = Field(3, ge=1, description="Triggers of one type per customer per 24 h of event time.")
     consent_mode: str = Field("flag", pattern=r"^(flag|suppress)$", description="flag: contactable=false; suppress: not emitted.")

@@ -147,6 +147,7 @@ class EngineStage:
     def __init__(self, settings: Settings, publisher: Publisher, store: StateStore, metrics: Metrics) -> None:
         self.settings, self.publisher, self.store, self.metrics = settings, publisher, store, metrics
         self.customers_topic = settings.topic(CUSTOMERS_TOPIC)
+        self.events_topic = settings.topic(EVENTS_TOPIC)
         self.engine: Engine | None = None
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()
@@ -182,12 +183,17 @@ class EngineStage:
                 await _flush(self.store.publisher)
             self.engine = None
 
-    async def batch(self, values: list[bytes]) -> None:
+    async def batch(self, records: list[tuple[int, int, bytes]]) -> None:
+        """``(partition, offset, value)`` records of the internal events topic."""
         now = time.monotonic()
 
         def step(engine: Engine) -> list[Emit]:
-            for data in values:
-                item = internal_from_bytes(data)
+            for partition, offset, data in records:
+                try:
+                    item = internal_from_bytes(data)
+                except Exception as e:  # noqa: BLE001 - e.g. a record an older or newer release wrote
+                    engine.undecodable(self.events_topic, partition, offset, data, e)
+                    continue
                 if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
                     engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.positions)
                 elif isinstance(item, LabelReport):
@@ -198,7 +204,7 @@ class EngineStage:
                     engine.apply(ev, source, offset)
             return engine.end_batch()
 
-        await self._run(step, len(values))
+        await self._run(step, len(records))
 
     async def tick(self) -> None:
         """Report partitions without events for a while (the end of a backfill, or their reader is gone) and,
@@ -249,7 +255,8 @@ class CustomerStages:
         started = time.monotonic()
         n = len(partitions_of(self.settings, [CUSTOMERS_TOPIC]))
         rules = self.settings.model_copy(update={"customer_partitions": n})
-        stage = CustomerStage(rules, wall_clock, Versions(int(rules.model_epoch_hours * 3_600_000)), partition, n)
+        stage = CustomerStage(rules, wall_clock, Versions(int(rules.model_epoch_hours * 3_600_000)), partition, n,
+                              Hasher(self.settings.pii_secret(), self.settings.default_country_code))
         store = StateStore(self.settings.bootstrap, self.state_topic, partition, self.publisher)
         entries = store.read_all()
         stage.restore(entries)
@@ -277,7 +284,12 @@ class CustomerStages:
                 if partition not in self.stages:
                     self.stages[partition] = await loop.run_in_executor(None, self._restore, partition)
                 stage = touched[partition] = self.stages[partition][0]
-                stage.receive(message_from_bytes(value), offset)
+                try:
+                    msg = message_from_bytes(value)
+                except Exception as e:  # noqa: BLE001 - e.g. a record an older or newer release wrote
+                    stage.undecodable(self.customers_topic, partition, offset, value, e)
+                    continue
+                stage.receive(msg, offset)
             for partition, stage in touched.items():
                 emits = stage.end_batch()
                 self.publisher.send_emits(emits)
@@ -333,7 +345,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     @app.agent(app.topic(events_topic))
     async def engine_agent(stream):  # noqa: ANN001
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await engine.batch([e.message.value for e in events])
+            await engine.batch([(e.message.partition, e.message.offset, e.message.value) for e in events])
 
     customers_topic = settings.topic(CUSTOMERS_TOPIC)
 

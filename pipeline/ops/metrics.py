@@ -22,6 +22,8 @@ class Metrics:
         self.events = PCounter("rapport_events", "Events applied to customers by this worker's customer partitions",
                                ["topic"], registry=r)
         self.dlq = PCounter("rapport_dlq_records", "Records sent to dlq.v1", ["error_type"], registry=r)
+        self.errors = PCounter("rapport_processing_errors", "Events (or timers) a stage failed on: each went to "
+                               "dlq.v1 and processing went on", ["stage"], registry=r)
         self.duplicates = PCounter("rapport_duplicate_events", "Events ignored as duplicates", registry=r)
         self.late = PCounter("rapport_late_events", "Events behind the watermark when applied", registry=r)
         self.out_of_order = PCounter("rapport_out_of_order_events", "Events read behind the event-time order already "
@@ -128,6 +130,8 @@ class Metrics:
             self.blocked.labels(rest).inc(delta)
         elif head == "dlq":
             self.dlq.labels(rest).inc(delta)
+        elif head == "errors":
+            self.errors.labels(rest).inc(delta)
         elif head == "triggers":
             self.triggers.labels(rest).inc(delta)
         elif head == "suppressed":

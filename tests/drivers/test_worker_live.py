@@ -150,3 +150,37 @@ def test_state_survives_a_worker_restart(broker, tmp_path):
         assert {r["trigger_id"] for r in got} == expected
     finally:
         w.stop()
+
+
+def test_poison_events_and_undecodable_internal_records_never_stop_a_live_worker(broker, tmp_path):
+    """Faults injected into every stage, and garbage on both internal topics: each goes to the DLQ with its
+    stage, and the customers behind them still get their triggers."""
+    from pipeline.ops.topics import CUSTOMERS_TOPIC, EVENTS_TOPIC
+    from tests.helpers import event, raw
+
+    w = LiveWorker(broker.bootstrap, tmp_path, partitions=2,
+                   RAPPORT_INJECT_FAULTS="ingest:poison-i,identity:poison-d,sentiment:poison-s,customers:poison-c")
+    try:
+        w.start()
+        pub = Publisher(w.settings.bootstrap, w.ns)
+        pub.send(w.ns + EVENTS_TOPIC, None, b"\x80 not an internal record")
+        pub.send(w.ns + CUSTOMERS_TOPIC, None, b'{"k": "from a future release"}', 0)
+        pub.flush()
+        ann = {"anonymous_id": "cookie-poisoned"}
+        records = [add(0, ann, "SKU-1", 39000)]
+        for n, stage in enumerate("idsc"):
+            records.append(raw("reviews.v1", event(1 + n, ann, event_id=f"poison-{stage}", review_id=f"r{stage}",
+                                                   channel="web", text="So disappointed, it broke at once")))
+        records.append(click(45, {"anonymous_id": "someone-else"}, "page_view"))
+        produce(w, records)
+        got = w.collect(["dlq.v1", "triggers.cart_abandoned.v1"], until=lambda g: (
+            sum(r["topic"] == "dlq.v1" for r in g) >= 6 and any(r["topic"] != "dlq.v1" for r in g)))
+        stages = sorted(r["stage"] for r in got if r["topic"] == "dlq.v1")
+        assert stages == ["customers", "identity", "ingest", "internal", "internal", "sentiment"], got
+        [cart] = [r for r in got if r["topic"] == "triggers.cart_abandoned.v1"]
+        assert cart["evidence"]["cart_value"] == 39000
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{w.metrics_ports[0]}/metrics", timeout=5).read().decode()
+        assert 'rapport_processing_errors_total{stage="customers"} 1.0' in metrics
+        assert 'rapport_processing_errors_total{stage="internal"} 2.0' in metrics
+    finally:
+        w.stop()
