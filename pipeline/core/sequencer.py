@@ -61,7 +61,7 @@ from pipeline.core.records import Event
 Source = tuple[str, int]
 
 _NEVER = -(2**63)
-_BUFFER = ("_heap", "_order", "_added", "_removed")  # held events: changelog entries, not pickled state
+_BUFFER = ("_heap", "_order", "_added", "_removed")  # held events: changelog entries of their own, not in the sequencer entry
 
 
 class Sequencer:
@@ -163,7 +163,7 @@ class Sequencer:
             out.append(ev)
         return out
 
-    # ---- persistence: the source state pickles; held events are changelog entries of their own ---
+    # ---- persistence: the source state is one entry (pipeline.core.encoding); held events are entries ----
 
     def take_changes(self) -> dict[str, Event | None]:
         """``q/<event id>`` -> held event, or None once released; only what changed since the last call."""

@@ -10,7 +10,6 @@ noisy, so the ratio is the number to compare across runs.
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.core import encoding
 from pipeline.core.engine import Engine
 from pipeline.core.identity import IdentityGraph
 from pipeline.core.ingest import Ingest
@@ -126,7 +126,7 @@ def run(customers: int = 8000, runs: int = 2) -> list[tuple[str, str, str]]:
     assert engine is not None
     rows.append(("identity step, share of engine time", f"{identity_s / seconds:.0%}", ""))
     entries = engine.take_changes()
-    state = sum(len(pickle.dumps(v)) for k, v in entries.items() if k.startswith(("c/", "i/", "n/", "a/")) and v)
+    state = sum(len(encoding.dumps(v)) for k, v in entries.items() if k.startswith(("c/", "i/", "n/", "a/")) and v)
     rows.append(("state per customer (changelog bytes)", f"{state / max(1, len(engine.customers)):,.0f} bytes",
                  f"{len(engine.customers):,} customers"))
     e2e, file_base = replay_end_to_end(lines[:100_000])

@@ -2,11 +2,11 @@
 driver runs.
 
 Between stages (internal topics), plain values travel as JSON; customer state and model versions in a
-hand-over or a publication travel pickled (they are state, like the changelog's entries).
+hand-over or a publication travel in the state encoding (``pipeline.core.encoding``), like the
+changelog's entries.
 """
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +16,7 @@ import orjson
 from pipeline.core.messages import (
     Expect, HandedOver, LabelReport, Message, Publish, Recount, Release, Routed, Tick,
 )
+from pipeline.core import encoding
 from pipeline.core.engine import Engine
 from pipeline.core.identity import Merge
 from pipeline.core.models.sentiment import Scored
@@ -123,13 +124,13 @@ def message_bytes(msg: Message) -> bytes:
     if isinstance(msg, Recount):
         return orjson.dumps({"k": "n", "c": msg.customer_id, "n": msg.kinds})
     if isinstance(msg, (HandedOver, Publish)):
-        return b"P" + pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        return b"S" + encoding.dumps(msg)
     raise TypeError(f"not a message for a customer partition: {type(msg).__name__}")
 
 
 def message_from_bytes(data: bytes) -> Message:
-    if data[:1] == b"P":
-        return pickle.loads(data[1:])  # type: ignore[no-any-return]
+    if data[:1] in (b"S", b"P"):  # P: pickled, by a release before the state encoding
+        return encoding.loads(data[1:])  # type: ignore[return-value]
     d = orjson.loads(data)
     kind = d["k"]
     if kind == "r":

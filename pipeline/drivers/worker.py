@@ -33,6 +33,7 @@ from collections.abc import Callable
 import faust
 
 from pipeline.core.customers import CustomerStage
+from pipeline.core.encoding import StateFormatError
 from pipeline.core.messages import LabelReport
 from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
@@ -140,6 +141,17 @@ class IngestStage:
         return bool(caught)
 
 
+def read_or_refuse(store: StateStore) -> dict[str, object]:
+    """The store's entries; state this release cannot read stops the worker with the reason (exit code 3),
+    rather than a crash that restarts onto the same state."""
+    try:
+        return store.read_all()
+    except StateFormatError as e:
+        log.critical("refusing to start: %s", e)
+        logging.shutdown()
+        os._exit(3)
+
+
 class EngineStage:
     """Holds the global stage while this worker owns ``rapport.events.v1``; feeds it batches and idle ticks,
     and sends what it routes to the customer partitions."""
@@ -161,7 +173,7 @@ class EngineStage:
 
     def _restore(self) -> Engine:
         started = time.monotonic()
-        entries = self.store.read_all()
+        entries = read_or_refuse(self.store)
         n = len(partitions_of(self.settings, [CUSTOMERS_TOPIC]))
         engine = build_engine(self.settings.model_copy(update={"customer_partitions": n}), local=False)
         engine.restore(entries)
@@ -258,7 +270,7 @@ class CustomerStages:
         stage = CustomerStage(rules, wall_clock, Versions(int(rules.model_epoch_hours * 3_600_000)), partition, n,
                               Hasher(self.settings.pii_secret(), self.settings.default_country_code))
         store = StateStore(self.settings.bootstrap, self.state_topic, partition, self.publisher)
-        entries = store.read_all()
+        entries = read_or_refuse(store)
         stage.restore(entries)
         self.metrics.restored("customers", time.monotonic() - started)
         log.info("customer partition %d restored: %d customers in %.1fs", partition, len(stage.customers),

@@ -1,4 +1,5 @@
-"""The stateful stage's changelog: a compacted topic of pickled state entries, and its restore.
+"""The stateful stage's changelog: a compacted topic of state entries (``pipeline.core.encoding``), and its
+restore.
 
 Values larger than a Kafka record are split into parts (``key#0..n``) behind a manifest record.
 A restore first produces a fence record and reads from the beginning until it sees it, so it
@@ -6,7 +7,6 @@ never depends on the broker's end-offset answers.
 """
 from __future__ import annotations
 
-import pickle
 import time
 import uuid
 
@@ -14,6 +14,7 @@ import orjson
 
 from confluent_kafka import Consumer, TopicPartition
 
+from pipeline.core.encoding import StateFormatError, dumps, loads
 from pipeline.drivers.kafka_io import Publisher
 
 PART_BYTES = 512 * 1024
@@ -34,7 +35,7 @@ class StateStore:
             if value is None:
                 self.publisher.send(self.topic, key.encode(), None, self.partition)
                 continue
-            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            data = dumps(value)
             if len(data) <= PART_BYTES:
                 self.publisher.send(self.topic, key.encode(), data, self.partition)
                 continue
@@ -79,7 +80,10 @@ class StateStore:
         finally:
             consumer.close()
         self.publisher.send(self.topic, fence, None, self.partition)
-        return decode_entries(raw)
+        try:
+            return decode_entries(raw)
+        except StateFormatError as e:
+            raise StateFormatError(f"{self.topic}[{self.partition}]: {e}") from None
 
 
 def decode_entries(raw: dict[str, bytes | None]) -> dict[str, object]:
@@ -92,5 +96,8 @@ def decode_entries(raw: dict[str, bytes | None]) -> dict[str, object]:
             if any(p is None for p in parts):
                 continue  # cannot happen when parts are written before their manifest; skip rather than fail
             value = b"".join(parts)  # type: ignore[arg-type]
-        out[key] = pickle.loads(value)
+        try:
+            out[key] = loads(value)
+        except StateFormatError as e:
+            raise StateFormatError(f"entry {key!r}: {e}") from None
     return out

@@ -1,5 +1,13 @@
-"""State survives a restart: changelog entries (through pickle) rebuild an engine that carries on."""
-import pickle
+"""State survives a restart: changelog entries (through the state encoding) rebuild an engine that carries on."""
+import base64
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.core.encoding import StateFormatError, dumps, loads
+from pipeline.ops.statestore import decode_entries
 
 from pipeline.core.engine import TRIGGER_TOPICS
 from pipeline.drivers.generate import generate
@@ -9,12 +17,12 @@ from tests.helpers import make_engine
 
 def changelog(engine, log: dict) -> None:
     for key, value in {**engine.take_changes(), **engine.models()}.items():
-        log[key] = None if value is None else pickle.dumps(value)
+        log[key] = None if value is None else dumps(value)
 
 
 def restored(log: dict):
     engine = make_engine()
-    engine.restore({k: pickle.loads(v) for k, v in log.items() if v is not None})
+    engine.restore(decode_entries(log))
     return engine
 
 
@@ -62,3 +70,30 @@ def test_records_read_again_after_a_restart_are_not_applied_twice():
     assert {cid: st.purchases for cid, st in again.customers.items()} == \
         {cid: st.purchases for cid, st in engine.customers.items()}
     assert again.identity.owner == engine.identity.owner
+
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "changelog_format0.json.gz"
+
+
+def test_a_changelog_written_in_the_previous_format_restores_and_carries_on():
+    """Format 0 (pickled entries, before the versioned encoding): written by that release, kept as a fixture."""
+    doc = orjson.loads(gzip.decompress(FIXTURE.read_bytes()))
+    t = doc["traffic"]
+    records = list(read_records(iter(r.line() for r in generate(seed=t["seed"], customers=t["customers"], days=t["days"]))))
+    whole = make_engine()
+    expected = run(whole, records) + whole.close_input()
+    log = {k: None if v is None else base64.b64decode(v) for k, v in doc["entries"].items()}
+    assert not any(v.startswith(b"rapport-state:") for v in log.values() if v)  # really the old format
+    again = restored(log)
+    second = run(again, records[t["cut"]:], log) + again.close_input()
+    first = run(make_engine(), records[:t["cut"]])  # what the old release emitted before it stopped
+    assert triggers(first + second) == triggers(expected)
+    assert merges(first + second) == merges(expected)
+    assert any(v.startswith(b"rapport-state:1\n") for v in log.values() if v)  # changed entries: the new format
+
+
+def test_state_of_a_newer_format_is_refused_with_a_clear_error():
+    with pytest.raises(StateFormatError, match=r"entry 'c/x': state written in format 2; this release reads formats 0-1"):
+        decode_entries({"c/x": b"rapport-state:2\n{}"})
+    with pytest.raises(StateFormatError, match="unknown type 'hologram'"):
+        loads(b'rapport-state:1\n{"$": "hologram"}')

@@ -1,4 +1,5 @@
-"""Online models: text sentiment and churn. No I/O when they score or learn; a pickle is their checkpoint.
+"""Online models: text sentiment and churn. No I/O when they score or learn; a pickle is their checkpoint
+(inside the state encoding, ``pipeline.core.encoding``, with the library versions that wrote it).
 
 They share one protocol, and every model passes the same checks (``tests/core/test_model_checks.py``,
 as river's estimator checks do): the same inputs give the same scores; a pickle round trip scores

@@ -1,0 +1,234 @@
+"""State and checkpoints as an explicit, versioned encoding: what survives an upgrade.
+
+An encoded value is ``rapport-state:<format>\\n`` followed by JSON. Every class that state holds is
+registered here under a stable name (not its module path), with its fields by name: renaming or
+moving a class, adding a field with a default, or dropping one does not break a changelog. Fields
+a newer release wrote and this one does not know are ignored; fields this one has and the value
+lacks take their defaults. A change that needs more bumps ``FORMAT`` and adds a migration.
+
+Learned models (river's and ours) stay pickled, inside a node that records the library versions
+that wrote them (``LIBRARIES``), as river's own checkpoints are.
+
+Values written before this encoding (pickled entries, format 0) still load. A value of an unknown or
+newer format is refused with ``StateFormatError``, which names the versions.
+
+>>> from pipeline.core.profile import CustomerState
+>>> st = CustomerState("c-1", 10, 20, channels={"web"})
+>>> data = dumps(st)
+>>> data.split(b"\\n")[0]
+b'rapport-state:1'
+>>> loads(data) == st
+True
+>>> loads(b"rapport-state:9\\n{}")
+Traceback (most recent call last):
+...
+pipeline.core.encoding.StateFormatError: state written in format 9; this release reads formats 0-1 (upgrade rapport, or rebuild the state from the inbound topics)
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+import pickle
+import sys
+from collections import deque
+from importlib import metadata
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from pipeline.core.cart import Cart, CartLine, Carts
+from pipeline.core.clock import Watermark
+from pipeline.core.identity import Merge
+from pipeline.core.messages import Expect, HandedOver, Handover, Publish, Recount, Release, Routed, Tick
+from pipeline.core.models.churn import ChurnModel
+from pipeline.core.models.sentiment import Scored, SentimentModel
+from pipeline.core.profile import CustomerState, Purchase
+from pipeline.core.records import Event, Identifier
+from pipeline.core.sequencer import Sequencer
+from pipeline.core.triggers import cart_recovered, churn_risk, negative_emotion
+from pipeline.core.versions import ChurnLearner, Label, Versions
+from schemas.inbound import INBOUND
+from schemas.outbound import ConsentChange
+
+FORMAT = 1
+MAGIC = b"rapport-state:"
+TAG = "$"
+
+
+class StateFormatError(ValueError):
+    """A state value this release cannot read."""
+
+
+#: Stable name -> dataclass (fields by name; defaults fill what a value lacks).
+DATACLASSES: dict[str, type] = {
+    "customer": CustomerState, "purchase": Purchase, "carts": Carts, "cart": Cart, "cart_line": CartLine,
+    "identifier": Identifier, "merge": Merge, "label": Label, "scored": Scored, "handover": Handover,
+    "handed_over": HandedOver, "routed": Routed, "tick": Tick, "expect": Expect, "release": Release,
+    "recount": Recount, "publish": Publish,
+    "trigger.cart_recovered": cart_recovered.State, "trigger.cart_recovered.abandoned": cart_recovered.Abandoned,
+    "trigger.churn_risk": churn_risk.State, "trigger.negative_emotion": negative_emotion.State,
+}
+#: Stable name -> plain class, encoded by its attributes (``__getstate__``/``__setstate__`` when it has them).
+OBJECTS: dict[str, type] = {"watermark": Watermark, "sequencer": Sequencer, "versions": Versions,
+                            "churn_learner": ChurnLearner}
+#: Stable name -> pydantic model (its JSON form).
+MODELS: dict[str, type[BaseModel]] = {"consent_change": ConsentChange}
+#: Learned models: pickled, with the versions of the libraries that wrote them.
+PICKLED: tuple[type, ...] = (SentimentModel, ChurnModel)
+LIBRARIES = ("river", "kiwipiepy", "numpy")
+
+_NAME = {cls: name for table in (DATACLASSES, OBJECTS, MODELS) for name, cls in table.items()}
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls) if f.init) for cls in DATACLASSES.values()}
+
+
+def libraries() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+_LIBS = libraries()
+
+
+def dumps(value: object) -> bytes:
+    """The encoded value (see the module docstring)."""
+    return MAGIC + b"%d\n" % FORMAT + orjson.dumps(_Encoder().enc(value))
+
+
+def loads(data: bytes) -> object:
+    """A value ``dumps`` wrote, in this format or an older one."""
+    if not data.startswith(MAGIC):
+        try:
+            return pickle.loads(data)  # format 0: pickled entries, written before this encoding
+        except Exception as e:  # noqa: BLE001 - any failure means the same thing here
+            raise StateFormatError(f"a state value that is neither this encoding nor a format-0 pickle "
+                                   f"({type(e).__name__}: {e})") from e
+    header, _, body = data.partition(b"\n")
+    try:
+        version = int(header[len(MAGIC):])
+    except ValueError:
+        raise StateFormatError(f"a state value with a malformed header {header[:40]!r}") from None
+    if version > FORMAT or version < 1:
+        raise StateFormatError(f"state written in format {version}; this release reads formats 0-{FORMAT} "
+                               "(upgrade rapport, or rebuild the state from the inbound topics)")
+    return _Decoder().dec(orjson.loads(body))
+
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.pickled: dict[int, int] = {}  # id of a pickled object -> its index (shared versions are kept once)
+
+    def enc(self, v: Any) -> Any:
+        t = type(v)
+        if v is None or t is str or t is bool or t is int:
+            return v
+        if t is float:
+            return v if math.isfinite(v) else {TAG: "float", "v": repr(v)}
+        if t is list:
+            return [self.enc(x) for x in v]
+        if t is dict:
+            if all(type(k) is str for k in v) and TAG not in v:
+                return {k: self.enc(x) for k, x in v.items()}
+            return {TAG: "map", "i": [[self.enc(k), self.enc(x)] for k, x in v.items()]}
+        if t is tuple:
+            return {TAG: "tuple", "i": [self.enc(x) for x in v]}
+        if t is set or t is frozenset:
+            return {TAG: "set", "i": [self.enc(x) for x in sorted(v, key=repr)]}
+        if t is deque:
+            return {TAG: "deque", "i": [self.enc(x) for x in v], "max": v.maxlen}
+        if t is bytes:
+            return {TAG: "bytes", "b": base64.b64encode(v).decode()}
+        if t is Event:
+            return {TAG: "event", "topic": v.topic, "ts": v.ts, "ids": [[i.kind, i.hash] for i in v.identifiers],
+                    "body": v.body.model_dump(mode="json")}
+        if isinstance(v, PICKLED):
+            if id(v) in self.pickled:
+                return {TAG: "ref", "n": self.pickled[id(v)]}
+            self.pickled[id(v)] = len(self.pickled)
+            return {TAG: "pickle", "libs": _LIBS, "b": base64.b64encode(pickle.dumps(v, pickle.HIGHEST_PROTOCOL)).decode()}
+        name = _NAME.get(t)
+        if name is None:
+            raise TypeError(f"{t.__module__}.{t.__qualname__} is not registered in pipeline.core.encoding")
+        if t in _FIELDS:
+            return {TAG: name, **{f: self.enc(getattr(v, f)) for f in _FIELDS[t]}}
+        if isinstance(v, BaseModel):
+            return {TAG: name, "m": v.model_dump(mode="json")}
+        state = v.__getstate__() if hasattr(t, "__getstate__") and t.__getstate__ is not object.__getstate__ else vars(v)
+        return {TAG: name, **{k: self.enc(x) for k, x in state.items()}}
+
+
+class _Decoder:
+    def __init__(self) -> None:
+        self.pickled: list[object] = []
+
+    def dec(self, v: Any) -> Any:
+        if type(v) is list:
+            return [self.dec(x) for x in v]
+        if type(v) is not dict:
+            return v
+        tag = v.get(TAG)
+        if tag is None:
+            return {k: self.dec(x) for k, x in v.items()}
+        if tag == "map":
+            return {self._key(self.dec(k)): self.dec(x) for k, x in v["i"]}
+        if tag == "tuple":
+            return tuple(self.dec(x) for x in v["i"])
+        if tag == "set":
+            return {self._key(self.dec(x)) for x in v["i"]}
+        if tag == "deque":
+            return deque((self.dec(x) for x in v["i"]), maxlen=v["max"])
+        if tag == "bytes":
+            return base64.b64decode(v["b"])
+        if tag == "float":
+            return float(v["v"])
+        if tag == "event":
+            body = INBOUND[v["topic"]].model_validate(v["body"])
+            return Event(v["topic"], v["ts"], tuple(Identifier(k, h) for k, h in v["ids"]), body)
+        if tag == "pickle":
+            self.pickled.append(pickle.loads(base64.b64decode(v["b"])))
+            return self.pickled[-1]
+        if tag == "ref":
+            return self.pickled[v["n"]]
+        if tag in DATACLASSES:
+            return self._dataclass(tag, DATACLASSES[tag], v)
+        if tag in MODELS:
+            return MODELS[tag].model_validate(v["m"])
+        if tag in OBJECTS:
+            cls = OBJECTS[tag]
+            obj = cls.__new__(cls)
+            state = {k: self.dec(x) for k, x in v.items() if k != TAG}
+            if hasattr(cls, "__setstate__") and cls.__setstate__ is not getattr(object, "__setstate__", None):
+                obj.__setstate__(state)
+            else:
+                obj.__dict__.update(state)
+            return obj
+        raise StateFormatError(f"a state value holds an unknown type {tag!r} (written by a newer release?)")
+
+    @staticmethod
+    def _key(k: Any) -> Any:
+        return tuple(k) if type(k) is list else k  # keys are hashable: tuples written as lists stay tuples
+
+    def _dataclass(self, name: str, cls: type, v: dict) -> object:
+        obj = cls.__new__(cls)
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            if f.name in v:
+                value = self.dec(v[f.name])
+            elif f.default is not dataclasses.MISSING:
+                value = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                raise StateFormatError(f"a {name} value lacks its field {f.name!r}, which has no default")
+            object.__setattr__(obj, f.name, value)
+        post_init = getattr(cls, "__post_init__", None)
+        if post_init is not None:
+            post_init(obj)
+        return obj
