@@ -10,7 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from pipeline.core.failures import fault_plan, inject
-from pipeline.core.pii import PREHASHED, Hasher, redact
+from pipeline.core.pii import PREHASHED, Hasher, redact, redact_text
 from pipeline.core.placeholders import is_placeholder
 from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
@@ -30,6 +30,8 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+#: Free-text fields of inbound events: email addresses and phone numbers in them are replaced by ``hmac:`` tokens.
+FREE_TEXT = ("text", "query", "url")
 #: Characters of a dead-lettered record's value kept when the record is too large (redacted first).
 EXCERPT_CHARS = 1024
 #: Raw identifier values whose outcome (hashed identifier, or unusable) is remembered: they recur per customer.
@@ -66,6 +68,10 @@ class Ingest:
         idents = self.identifiers(raw_ids) if type(raw_ids) is dict else ()
         if idents:  # validated with the tokens in place: nothing raw past the door, and no second model to build
             doc["identifiers"] = {i.kind: PREHASHED + i.hash for i in idents}
+        for field in FREE_TEXT:  # an email or phone written into a text, a search or a URL: hashed too
+            value = doc.get(field)
+            if type(value) is str:
+                doc[field] = redact_text(value, self._hasher)
         try:
             body = model.model_validate(doc)
         except ValidationError as e:

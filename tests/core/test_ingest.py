@@ -87,3 +87,13 @@ def test_placeholder_identifier_values_link_nothing(placeholder):
 
 def test_unknown_topic_is_dead_lettered():
     assert decode("elsewhere.v1", {"a": 1}).error_type == "unknown_topic"
+
+
+def test_emails_and_phones_written_into_free_text_are_hashed_at_the_door():
+    ev = decode("reviews.v1", event(0, {"user_id": "u-1"}, review_id="r", channel="call_center",
+                                    text="고객 kim.minji@naver.com 연락처 010-2784-1093 배송 지연으로 불만"))
+    click = decode("clickstream.v1", event(0, {"user_id": "u-1"}, type="search", query="lee@daum.net order",
+                                           url="https://shop.kr/find?email=lee@daum.net"))
+    for text in (ev.body.text, click.body.query, click.body.url):
+        assert "naver" not in text and "2784" not in text and "daum" not in text and "hmac:" in text
+    assert ev.body.text.endswith("배송 지연으로 불만")
