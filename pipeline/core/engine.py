@@ -339,6 +339,7 @@ class Engine:
         """State entries changed since the last call, for a changelog (``None`` deletes an entry)."""
         out: dict[str, object | None] = self.identity.take_changes()
         out.update(self.sequencer.take_changes())
+        out.update(self.seen.take_changes())
         for stage in self.partitions:
             out.update(stage.take_changes())
         out["w"] = self.watermark
@@ -369,6 +370,7 @@ class Engine:
             elif name == "m/versions":
                 self.versions.by_epoch = value.by_epoch  # type: ignore[attr-defined]
         self.identity.restore(entries)
+        self.seen.restore(entries)
         self.sequencer.restore_held(v for k, v in entries.items() if k.startswith("q/"))  # type: ignore[misc]
         for stage in self.partitions:
             stage.restore(entries)

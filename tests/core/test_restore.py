@@ -97,3 +97,18 @@ def test_state_of_a_newer_format_is_refused_with_a_clear_error():
         decode_entries({"c/x": b"rapport-state:2\n{}"})
     with pytest.raises(StateFormatError, match="unknown type 'hologram'"):
         loads(b'rapport-state:1\n{"$": "hologram"}')
+
+
+def test_the_event_id_memory_survives_a_restart():
+    """A producer's retry, written again far from the original (a new offset), after the worker restarted."""
+    from tests.helpers import add, raw
+
+    first = add(0, {"anonymous_id": "cookie-retry"})
+    log: dict = {}
+    engine = make_engine()
+    run(engine, [first] + [add(1 + n, {"anonymous_id": f"other-{n}"}) for n in range(80)], log)
+    again = restored(log)
+    retry = raw(first.topic, first.value)  # the same bytes at a new offset
+    assert len(again.seen) == 81  # the global memory, not only the customer's recent ids
+    run(again, [retry])
+    assert again.stats["duplicates"] == 1
