@@ -165,6 +165,12 @@ def _bench(args: argparse.Namespace, s: Settings) -> None:
         bench.main(args.customers, args.runs)
 
 
+def _chaos(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.drivers.chaos import run_chaos
+
+    sys.exit(run_chaos(args.seed, args.customers, args.days, args.partitions, not args.no_faults))
+
+
 def _eval(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers import evaluate
 
@@ -243,6 +249,13 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--seconds", type=float, default=30.0, help="--live: how long traffic is measured")
     be.set_defaults(func=_bench)
 
+    ch = sub.add_parser("chaos", help="kill workers, rebalance and pause the broker during a backfill; compare with replay")
+    ch.add_argument("--seed", type=int, default=3)
+    ch.add_argument("--customers", type=int, default=6000, help="generated people (6000: about 100k records)")
+    ch.add_argument("--days", type=float, default=20.0)
+    ch.add_argument("--partitions", type=int, default=4)
+    ch.add_argument("--no-faults", action="store_true", help="the backfill in parts alone (a baseline)")
+    ch.set_defaults(func=_chaos)
     sub.add_parser("eval", help="model figures on real data next to their baselines").set_defaults(func=_eval)
 
     bp = sub.add_parser("build-prior", help="rebuild the shipped Korean sentiment prior from the rated Korean dev reviews")

@@ -100,7 +100,6 @@ class CustomerStage:
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
         self._arrived: dict[tuple[str, str], HandedOver] = {}  # (survivor, absorbed) -> hand-over before its Expect
         self._deferred: dict[str, list[tuple[int, str, int]]] = {}  # waiting survivor -> its labels now due
-        self._dirty: dict[str, None] = {}  # customers whose profile is due
         self._changed: dict[str, None] = {}  # customers whose state entry is due (released ones: deleted)
         self._window_ms = int(rules.cart_abandon_window_s * 1000)
         self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
@@ -185,12 +184,11 @@ class CustomerStage:
                         self._churn(st, at, f"quiet:{cid}:{at}")
                 else:
                     BY_NAME[kind].on_timer(self, st, at)
+                self._touched(cid)
             except Exception as e:  # noqa: BLE001 - a failing timer must not stop the partition
                 self._roll_back(cid, saved)
                 raw = f'{{"timer": "{kind}", "customer_id": "{cid}", "at": "{to_dt(at).isoformat()}"}}'.encode()
                 self._failed("timers", f"timer:{kind}", raw, e, "timer")
-                continue
-            self._dirty[cid] = None
 
     def advance(self, watermark: int | None) -> None:
         self.observe(watermark)
@@ -213,10 +211,11 @@ class CustomerStage:
         """What applying an event or a timer may change of one customer (to roll back on a failure)."""
         st = self.customers.get(cid)
         return (None if st is None else pickle.dumps(st, pickle.HIGHEST_PROTOCOL), self.kinds.get(cid),
-                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, TIMER_KINDS))
+                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, TIMER_KINDS),
+                self._emitted.get(cid))
 
     def _roll_back(self, cid: str, saved: tuple) -> None:
-        state, kinds, snapshots, emitted, timers = saved
+        state, kinds, snapshots, emitted, timers, meaning = saved
         if state is None:
             self.customers.pop(cid, None)
         else:
@@ -230,6 +229,10 @@ class CustomerStage:
             self._due = [d for d in self._due if d[1] != cid or (d[0], d[2]) in {(s[0], s[1]) for s in snapshots}]
             heapq.heapify(self._due)
         del self._out[emitted:]
+        if meaning is None:
+            self._emitted.pop(cid, None)
+        else:
+            self._emitted[cid] = meaning
         self.timers.cancel_all(cid, TIMER_KINDS)
         for kind, at in timers.items():
             self.timers.schedule(kind, cid, at)
@@ -262,7 +265,7 @@ class CustomerStage:
         if self._faults:  # after the state changed: a failure here must roll it back
             inject(self._faults, "customers", ev.event_id)
         self._churn(st, ev.ts, ev.event_id)
-        self._dirty[st.customer_id] = None
+        self._touched(st.customer_id)
 
     def _state(self, st: CustomerState, ev: Event, r: Routed) -> Applied:
         """The event's effect on the customer's behaviour, purchases, texts and consent."""
@@ -339,7 +342,6 @@ class CustomerStage:
         """Hand over a customer merged away (after the timers the merge's watermark passed)."""
         self.advance(watermark)
         self.timers.cancel_all(customer_id, TIMER_KINDS)
-        self._dirty.pop(customer_id, None)
         state = self.customers.pop(customer_id, None)
         self.kinds.pop(customer_id, None)
         self._emitted.pop(customer_id, None)
@@ -352,7 +354,7 @@ class CustomerStage:
         """The customer's identifiers changed without an event of theirs (one was found shared)."""
         if customer_id in self.customers:
             self.kinds[customer_id] = kinds
-            self._dirty[customer_id] = None
+            self._touched(customer_id)
 
     def fold(self, m: Merge, handover: Handover, watermark: int | None) -> None:
         """Fold a customer merged into one of ours at event time ``m.ts``."""
@@ -370,7 +372,7 @@ class CustomerStage:
             if t.after_merge is not None:
                 t.after_merge(self, survivor)
         self._schedule_all(survivor)
-        self._dirty[m.survivor] = None
+        self._touched(m.survivor)
 
     def _schedule_all(self, st: CustomerState) -> None:
         """Every timer of the customer, from its state (after a restore or a fold)."""
@@ -462,18 +464,19 @@ class CustomerStage:
     # ---- outputs and persistence -----------------------------------------------------------------
 
     def end_batch(self) -> list[Emit]:
-        """Everything since the last call, with the latest profile of every customer it changed."""
+        """Everything since the last call."""
         out, self._out = self._out, []
-        self._changed.update(self._dirty)
-        for cid in self._dirty:
-            st = self.customers[cid]
-            meaning = self._meaning(st)
-            if self._emitted.get(cid) == meaning:
-                continue  # only clicks or time: the next meaningful change carries them
-            self._emitted[cid] = meaning
-            out.append(Emit("profiles.v1", cid, self.profile(cid)))
-        self._dirty.clear()
         return out
+
+    def _touched(self, cid: str) -> None:
+        """The customer changed (an event, a timer, a merge): its state entry is due, and a profile when
+        something meaningful changed. The profile is the state at that change, so it is the same whatever
+        the batches (clicks alone update the next one)."""
+        self._changed[cid] = None
+        meaning = self._meaning(self.customers[cid])
+        if self._emitted.get(cid) != meaning:
+            self._emitted[cid] = meaning
+            self._out.append(Emit("profiles.v1", cid, self.profile(cid)))
 
     def profile(self, customer_id: str) -> Profile:
         """The customer's profile as of its latest event or churn score."""
@@ -495,7 +498,8 @@ class CustomerStage:
         out: dict[str, object | None] = {}
         for cid in self._changed:
             st = self.customers.get(cid)
-            out[f"c/{cid}"] = None if st is None else (st, self.snapshots.get(cid, []), self.kinds.get(cid, {}))
+            out[f"c/{cid}"] = None if st is None else (st, self.snapshots.get(cid, []), self.kinds.get(cid, {}),
+                                                       self._emitted.get(cid))
         self._changed.clear()
         out[f"p/{self.partition}"] = {k: getattr(self, k) for k in _PENDING}
         if self._published:
@@ -510,8 +514,10 @@ class CustomerStage:
         """Rebuild this partition's customers from changelog entries (others' entries are skipped)."""
         for name, value in entries.items():
             if name.startswith("c/") and partition_of(name[2:], self.partitions) == self.partition:
-                st, snaps, self.kinds[name[2:]] = value  # type: ignore[misc]
+                st, snaps, self.kinds[name[2:]] = value[:3]  # type: ignore[index]
                 self.customers[name[2:]] = st
+                if len(value) > 3 and value[3] is not None:  # type: ignore[arg-type]
+                    self._emitted[name[2:]] = value[3]  # type: ignore[index]
                 for snap in snaps:
                     self._snapshot(name[2:], snap)
             elif name == f"p/{self.partition}":

@@ -25,11 +25,12 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
 
 
-def stop(procs: list[subprocess.Popen]) -> None:
+def stop(procs: list[subprocess.Popen], grace_s: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL what still runs after ``grace_s`` (Ctrl-C must end everything within 5 s)."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + grace_s
     for p in procs:
         try:
             p.wait(max(0.1, deadline - time.monotonic()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import orjson
 
@@ -101,10 +102,12 @@ MUTATIONS: dict[str, Mutation] = {
 _HEAVY = {"big_field", "big_identifier", "many_identifiers", "many_items", "too_large"}
 
 
-def hostile(seed: int = 1, count: int = 10_000, heavy_share: float = 0.03) -> Iterator[tuple[str, str, bytes | None, bytes]]:
-    """``count`` hostile records as ``(mutation, topic, key, value)``, the mutation drawn from ``MUTATIONS``."""
+def hostile(seed: int = 1, count: int = 10_000, heavy_share: float = 0.03,
+            start: datetime | None = None) -> Iterator[tuple[str, str, bytes | None, bytes]]:
+    """``count`` hostile records as ``(mutation, topic, key, value)``, the mutation drawn from ``MUTATIONS``,
+    made from generated events from ``start`` on (some mutations leave an event valid)."""
     rng = random.Random(seed)
-    valid = [g for g in generate(seed=seed, customers=200, days=10) if isinstance(g.value, dict)]
+    valid = [g for g in generate(seed=seed, customers=200, days=10, start=start) if isinstance(g.value, dict)]
     light = [m for m in MUTATIONS if m not in _HEAVY]
     heavy = sorted(_HEAVY)
     for i in range(count):

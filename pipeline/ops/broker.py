@@ -75,11 +75,11 @@ class EmbeddedBroker:
             time.sleep(0.05)
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 1.5) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
