@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: help setup run test eval bench schemas broker clean
+.PHONY: help setup run test chaos eval bench schemas broker clean
 
 help:
 	@echo "make run     - embedded broker + worker + sample traffic, triggers shown live (Ctrl-C stops all)"
 	@echo "make test    - the whole test suite (unit, replay, and broker integration tests)"
+	@echo "make chaos   - SIGKILLs, rebalances and a paused broker during a months-old backfill, compared with replay"
 	@echo "make eval    - model figures (prequential) against their baselines (Korean: ../shared/data/korean_reviews_dev.jsonl, or RAPPORT_KO_REVIEWS)"
 	@echo "make bench   - throughput and live latency figures against baselines measured in the same run"
 	@echo "make schemas - rewrite schemas/json from the pydantic models"
@@ -27,6 +28,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+chaos: $(STAMP)
+	$(BIN)/rapport chaos
 
 eval: $(STAMP)
 	$(BIN)/rapport eval

@@ -174,6 +174,10 @@ class Engine:
         ``end_batch``."""
         self.sequencer.caught_up(sources, reader, wall_ms, as_of_ms, positions)
 
+    def caught(self, source: Source) -> bool:
+        """The source's reader reported it read to its end after its last event (see ``Sequencer.caught``)."""
+        return self.sequencer.caught(source)
+
     def idle(self, sources: Iterable[Source]) -> None:
         """These partitions have nothing more for now (or for good: the end of a range). Takes effect at the
         next event or ``end_batch``."""

@@ -71,6 +71,7 @@ class Sequencer:
         self._latest: dict[Source, int | None] = {}  # None: expected, not heard yet
         self._floor: dict[Source, int] = {}  # caught-up promise: no event before this time
         self._idle: set[Source] = set()
+        self._caught: set[Source] = set()  # reported caught up after the last event they delivered
         self._reports: dict[str, deque[tuple[int, dict[str, int]]]] = {}  # reader -> recent (as of, positions)
         self.last: tuple[int, str] | None = None  # (ts, event id) of the last event released
         self._init_buffer()
@@ -96,6 +97,7 @@ class Sequencer:
 
     def push(self, ev: Event, source: Source) -> None:
         self._idle.discard(source)
+        self._caught.discard(source)
         latest = self._latest.get(source)
         if latest is None or ev.ts > latest:
             self._latest[source] = ev.ts
@@ -117,12 +119,18 @@ class Sequencer:
         if known:
             self.live = max(known.values()) >= as_of_ms - self.live_ms
         for source in sources:
+            self._caught.add(source)
             self._latest.setdefault(source, None)
             floor = known[source[0]] + 1 - self.slack if source[0] in known else _NEVER
             if self.live:
                 floor = max(floor, wall_ms - self.grace_ms)
             if floor != _NEVER:
                 self._floor[source] = max(self._floor.get(source, _NEVER), floor)
+
+    def caught(self, source: Source) -> bool:
+        """True when a reader reported ``source`` read to its end after the last event it delivered: its
+        silence means it has nothing more (a source behind its reader is only slow, not idle)."""
+        return source in self._caught
 
     def idle(self, sources: Iterable[Source]) -> None:
         """These sources went silent (or the input ended): stop waiting for them until they deliver again."""
@@ -182,4 +190,5 @@ class Sequencer:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_caught", set())  # written before it existed (state format 0)
         self._init_buffer()

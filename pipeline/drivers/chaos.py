@@ -239,6 +239,7 @@ def run_chaos(seed: int = 3, customers: int = 6000, days: float = 20.0, partitio
     print(f"chaos: {len(records):,} records from 9 months ago, {partitions} partitions")
     with tempfile.TemporaryDirectory(prefix="rapport-chaos-") as tmp:
         cluster = Cluster(Path(tmp), partitions)
+        print(f"  logs in {tmp} (kept when a check fails)")
         try:
             expected = replayed(cluster.settings, records)
             want = {r["trigger_id"] for r in expected if r["topic"] in TRIGGERS}
@@ -253,7 +254,10 @@ def run_chaos(seed: int = 3, customers: int = 6000, days: float = 20.0, partitio
             print(f"  live: {len({r['trigger_id'] for r in got if r['topic'] in TRIGGERS}):,} distinct triggers "
                   f"({dups:,} re-emitted with the same content), {len(final_profiles(got)):,} final profiles")
             if problems:
-                print("FAILED:\n  " + "\n  ".join(problems) + "\n" + cluster.logs()[-3000:])
+                kept = Path(tempfile.mkdtemp(prefix="rapport-chaos-failed-"))
+                for log in Path(tmp).glob("*.log"):
+                    (kept / log.name).write_bytes(log.read_bytes())
+                print("FAILED:\n  " + "\n  ".join(problems) + f"\n  logs: {kept}")
                 return 1
         finally:
             cluster.close()

@@ -219,12 +219,13 @@ class EngineStage:
         await self._run(step, len(records))
 
     async def tick(self) -> None:
-        """Report partitions without events for a while (the end of a backfill, or their reader is gone) and,
+        """Report partitions read to their end and without events for a while (the end of a backfill) and,
         after longer silence of all input, the wall clock to the engine."""
         if self.engine is None:
             return
         now = time.monotonic()
-        silent = [s for s, t in self._heard.items() if now - t >= self.settings.idle_partition_s]
+        engine = self.engine  # a partition behind its reader (a backlog, a rebalance, a paused broker) is not idle
+        silent = [s for s, t in self._heard.items() if now - t >= self.settings.idle_partition_s and engine.caught(s)]
         for s in silent:
             del self._heard[s]  # reported once; delivering again makes it active again
         idle = self.settings.idle_advance_s
