@@ -186,9 +186,9 @@ class Sequencer:
             heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), ev))
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in _BUFFER}
+        return {k: v for k, v in self.__dict__.items() if k not in _BUFFER and k != "_caught"}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.__dict__.setdefault("_caught", set())  # written before it existed (state format 0)
+        self._caught = set()  # what readers reported before a restart says nothing of the readers after it
         self._init_buffer()

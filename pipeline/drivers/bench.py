@@ -4,8 +4,9 @@ Baseline: an orjson parse-and-dump pass over the same generated mixed traffic (a
 the least any JSON pipeline pays per event. Then decoding alone (validation and hashing), the whole
 engine as ``rapport replay`` runs it on one core (1 and 8 customer partitions in the process), the
 identity step's share of the engine's time, state bytes per customer, and ``rapport replay`` of a
-100k-event file end to end (a process of its own, start-up included). The machine is shared and
-noisy, so the ratio is the number to compare across runs.
+100k-event file end to end (a process of its own, start-up included), the engine on hostile records
+next to valid ones, and a long run's memories against their bounds. The machine is shared and noisy,
+so the ratio is the number to compare across runs.
 """
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ import orjson
 from pipeline.core import encoding
 from pipeline.core.engine import Engine
 from pipeline.core.identity import IdentityGraph
-from pipeline.core.ingest import Ingest
+from pipeline.core.ingest import KNOWN_VALUES, Ingest
+from pipeline.core.models import morphemes
+from pipeline.core.profile import KEEP_PURCHASES
+from pipeline.core.versions import KEEP_EPOCHS
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Identifier, RawRecord
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
 from pipeline.drivers.generate import generate
+from pipeline.drivers.hostile import hostile
 from pipeline.drivers.replay import read_records
 
 FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -143,6 +148,51 @@ def run(customers: int = 8000, runs: int = 2) -> list[tuple[str, str, str]]:
     rows.append(("identity memory", f"{used / max(1, len(graph.owner)):,.0f} bytes/identifier",
                  f"{len(graph.owner):,} ids"))
     rows.append(("input", f"{len(records):,} generated records", f"{customers:,} customers"))
+    rows += hostile_rows(rules, hasher, base)
+    rows += memory_rows(rules, hasher)
+    return rows
+
+
+def hostile_rows(rules: Rules, hasher: Hasher, base: float, count: int = 20_000) -> list[tuple[str, str, str]]:
+    """The engine on hostile records (``pipeline.drivers.hostile``) and on valid ones, one after the other."""
+    bad = [RawRecord(t, 0, n, k, v) for n, (_, t, k, v) in enumerate(hostile(seed=5, count=count))]
+    good = list(read_records(iter(r.line() for r in generate(seed=5, customers=1500))))[:count]
+    out = []
+    for name, records in (("valid", good), ("hostile", bad)):
+        engine = Engine(rules, hasher, lambda: FIXED)
+        engine.sentiment.score("준비")  # the analyser's one-time load is not the traffic's cost
+        start = time.perf_counter()
+        for i in range(0, len(records), 1000):
+            engine.process_batch(records[i:i + 1000])
+        engine.close_input()
+        rate = len(records) / (time.perf_counter() - start)
+        out.append((f"engine on {len(records):,} {name} records", f"{rate:,.0f} records/s", f"{rate / base:.3f}"))
+    return out
+
+
+def memory_rows(rules: Rules, hasher: Hasher, customers: int = 1500, days: float = 240.0) -> list[tuple[str, str, str]]:
+    """A long run (the same customers for ``days``): every memory that grows with traffic rather than with
+    customers stays at its bound, and state per customer stops growing once its bounded logs are full."""
+    records = list(read_records(iter(r.line() for r in generate(seed=9, customers=customers, days=days))))
+    engine = Engine(rules, hasher, lambda: FIXED)
+    rows = []
+    for quarter in range(1, 5):
+        for i in range((quarter - 1) * len(records) // 4, quarter * len(records) // 4, 1000):
+            engine.process_batch(records[i:min(i + 1000, quarter * len(records) // 4)])
+        if quarter in (1, 4):
+            sample = list(engine.customers.items())[:500]
+            per = sum(len(encoding.dumps(st)) for _, st in sample) / max(1, len(sample))
+            rows.append((f"long run, after {quarter}/4 of {days:.0f} days: state per customer",
+                         f"{per:,.0f} bytes", f"{sum(len(st.purchase_log) for _, st in sample) / max(1, len(sample)):.1f} "
+                         f"purchases kept (at most {KEEP_PURCHASES})"))
+    rows.append(("long run: event ids remembered (dedup)", f"{len(engine.seen):,}", f"at most {rules.dedup_capacity:,}"))
+    rows.append(("long run: raw identifier values remembered (ingest)", f"{len(engine.ingest._known):,}",
+                 f"at most {KNOWN_VALUES:,}"))
+    rows.append(("long run: words analysed by Kiwi and cached", f"{len(morphemes._cache) - len(morphemes._table):,}",
+                 f"at most {morphemes.CACHE_LIMIT:,}"))
+    rows.append(("long run: churn model versions kept", f"{len(engine.versions.by_epoch):,}", f"at most {KEEP_EPOCHS}"))
+    rows.append(("long run: events held by the sequencer", f"{engine.sequencer.held:,}", "bounded by the slack"))
+    rows.append(("long run: input", f"{len(records):,} records", f"{customers:,} customers"))
     return rows
 
 

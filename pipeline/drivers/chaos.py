@@ -53,18 +53,27 @@ HOSTILE = {"drop_field", "retype_field", "encoding", "random_bytes", "truncated"
            "big_field"}
 
 
+def _event_time(value: bytes) -> float | None:
+    try:
+        return datetime.fromisoformat(orjson.loads(value)["occurred_at"]).timestamp()
+    except Exception:  # noqa: BLE001 - hostile records: anything can be wrong with them
+        return None
+
+
 def traffic(seed: int, customers: int, days: float, months_ago: int) -> list[tuple[str, bytes | None, bytes]]:
-    """Generated journeys from ``months_ago`` months back, with hostile records spread through them."""
+    """Generated journeys from ``months_ago`` months back, with hostile records spread through them, in
+    event-time order: a backfill is loaded from stored data, oldest first. (Records later than the slack,
+    produced after a pause, would be applied out of order; replay, which does not pause, would not.)"""
     start = (datetime.now(KST) - timedelta(days=30 * months_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
     records: list[tuple[str, bytes | None, bytes]] = [(g.topic, g.key_bytes(), g.value_bytes())
                                                       for g in generate(seed, customers, start=start, days=days)]
     # Another seed: their event ids are not the valid ones' (two contents under one id and one time would be
     # applied in arrival order, which no deployment can agree on).
-    bad = [(t, k, v) for m, t, k, v in hostile(seed + 1, count=len(records) // 50, start=start) if m in HOSTILE]
+    records += [(t, k, v) for m, t, k, v in hostile(seed + 1, count=len(records) // 50, start=start) if m in HOSTILE]
     rng = random.Random(seed)
-    for rec in bad:
-        records.insert(rng.randrange(len(records)), rec)
-    return records
+    first, last = start.timestamp(), start.timestamp() + days * 86400
+    keyed = [((_event_time(v) or rng.uniform(first, last)), n, (t, k, v)) for n, (t, k, v) in enumerate(records)]
+    return [rec for _, _, rec in sorted(keyed)]
 
 
 def replayed(settings: Settings, records: list[tuple[str, bytes | None, bytes]]) -> list[dict]:
