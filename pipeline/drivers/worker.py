@@ -328,6 +328,7 @@ class CustomerStages:
 def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, customers: CustomerStages,
               metrics: Metrics) -> faust.App:
     scheme = faust_transport.register(settings.fetch_max_wait_ms)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id, broker=f"kafka://{settings.bootstrap}", broker_consumer=f"{scheme}://{settings.bootstrap}",
         value_serializer="raw", key_serializer="raw",
@@ -335,6 +336,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
         web_port=settings.web_port, broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s, topic_disable_leader=True,
         topic_allow_declare=False, consumer_auto_offset_reset="earliest", store="memory://",
+        datadir=str(settings.state_dir / "faust-{conf.name}"),  # not the working directory
     )
     prefix = settings.topic_prefix
     events_topic = settings.topic(EVENTS_TOPIC)
