@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from pipeline.core.clock import Timers
-from pipeline.core.failures import failed_letter, fault_plan, inject, undecodable_letter
+from pipeline.core.failures import dead_lettered, failed_letter, fault_plan, inject, undecodable_letter
 from pipeline.core.identity import Merge
 from pipeline.core.messages import (
     Expect, HandedOver, Handover, LabelReport, Message, Publish, Recount, Release, Routed, Tick,
@@ -239,14 +239,11 @@ class CustomerStage:
 
     def undecodable(self, topic: str, partition: int, offset: int, data: bytes, error: Exception) -> None:
         """An internal record at ``offset`` did not decode: it goes to ``dlq.v1``, and processing goes on."""
-        self.stats["errors:internal"] += 1
-        self.stats["dlq:processing_error"] += 1
-        self._out.append(Emit("dlq.v1", None, undecodable_letter(topic, partition, offset, data, error, self.hasher)))
+        dead_lettered(self.stats, self._out, "internal",
+                      undecodable_letter(topic, partition, offset, data, error, self.hasher))
 
     def _failed(self, stage: str, source: str, raw: bytes, error: Exception, what: str = "event") -> None:
-        self.stats[f"errors:{stage}"] += 1
-        self.stats["dlq:processing_error"] += 1
-        self._out.append(Emit("dlq.v1", None, failed_letter(stage, source, raw, error, self.hasher, what)))
+        dead_lettered(self.stats, self._out, stage, failed_letter(stage, source, raw, error, self.hasher, what))
 
     def _apply(self, r: Routed) -> None:
         ev = r.event

@@ -27,7 +27,7 @@ from pipeline.core.clock import Watermark
 from pipeline.core.customers import TRIGGER_TOPICS, CustomerStage, partition_of
 from pipeline.core.messages import Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick
 from pipeline.core.dedup import Dedup
-from pipeline.core.failures import failed_letter, fault_plan, inject, undecodable_letter
+from pipeline.core.failures import dead_lettered, failed_letter, fault_plan, inject, undecodable_letter
 from pipeline.core.identity import Block, IdentityGraph, Merge
 from pipeline.core.ingest import Ingest
 from pipeline.core.models.churn import ChurnModel
@@ -300,15 +300,12 @@ class Engine:
 
     def undecodable(self, topic: str, partition: int, offset: int, data: bytes, error: Exception) -> None:
         """An internal record at ``offset`` did not decode: it goes to ``dlq.v1``, and processing goes on."""
-        self._stats["errors:internal"] += 1
-        self._stats["dlq:processing_error"] += 1
-        self._out.append(Emit("dlq.v1", None, undecodable_letter(topic, partition, offset, data, error, self.hasher)))
+        dead_lettered(self._stats, self._out, "internal",
+                      undecodable_letter(topic, partition, offset, data, error, self.hasher))
 
     def _failed(self, stage: str, ev: Event, error: Exception) -> None:
-        self._stats[f"errors:{stage}"] += 1
-        self._stats["dlq:processing_error"] += 1
         raw = ev.body.model_dump_json().encode()
-        self._out.append(Emit("dlq.v1", None, failed_letter(stage, ev.topic, raw, error, self.hasher)))
+        dead_lettered(self._stats, self._out, stage, failed_letter(stage, ev.topic, raw, error, self.hasher))
 
     def _unattributable(self, ev: Event) -> None:
         """Every identifier of the event is shared by several people: it belongs to nobody, so it is dead-lettered."""

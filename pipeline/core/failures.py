@@ -15,8 +15,10 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
+from collections import Counter
 
 from pipeline.core.pii import Hasher, redact
+from pipeline.core.records import Emit
 from schemas.outbound import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -73,3 +75,10 @@ def undecodable_letter(topic: str, partition: int, offset: int, data: bytes, err
     return DeadLetter(source_topic=topic, partition=partition, offset=offset, key=None, raw=text,
                       raw_encoding=encoding, error_type="processing_error", stage="internal",
                       error_detail=f"internal: {type(error).__name__}: {str(error)[:MESSAGE_CHARS]}")
+
+
+def dead_lettered(stats: Counter[str], out: list[Emit], stage: str, letter: DeadLetter) -> None:
+    """Count a processing error of ``stage`` and queue its dead letter for ``dlq.v1``."""
+    stats[f"errors:{stage}"] += 1
+    stats["dlq:processing_error"] += 1
+    out.append(Emit("dlq.v1", None, letter))
