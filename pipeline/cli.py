@@ -19,16 +19,20 @@ def _worker(args: argparse.Namespace, s: Settings) -> None:
 
 
 def _broker(args: argparse.Namespace, s: Settings) -> None:
+    import signal
     import subprocess
 
-    from pipeline.ops.broker import command
+    from pipeline.ops.broker import command, die_with_parent
 
     port = args.port or s.broker_port
-    print(f"embedded broker (Tansu, memory only) on 127.0.0.1:{port}; Ctrl-C stops it", file=sys.stderr)
+    print(f"embedded broker (Tansu, memory only) on 127.0.0.1:{port}; Ctrl-C or SIGTERM stops it", file=sys.stderr)
+    proc = subprocess.Popen(command(port), preexec_fn=die_with_parent)
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # a SIGTERM to us must not leave Tansu running
     try:
-        subprocess.run(command(port), check=False)
+        proc.wait()
     except KeyboardInterrupt:
-        pass
+        proc.terminate()
+        proc.wait()
 
 
 def _topics(args: argparse.Namespace, s: Settings) -> None:
