@@ -60,7 +60,27 @@ class Metrics:
                                  ["model", "figure"], registry=r)
         self.drifts = PCounter("rapport_model_drifts", "Drifts ADWIN detected in a model's error rate", ["model"],
                                registry=r)
+        self.lag = Gauge("rapport_consumer_lag_records", "Records behind the end of a partition: its high watermark "
+                         "minus the group's committed offset", ["group", "topic", "partition"], registry=r)
+        self.latency = Histogram("rapport_event_latency_seconds", "From an event's occurred_at, or its arrival at "
+                                 "ingest, to its outputs being flushed by the customer stage", ["since"],
+                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400), registry=r)
+        self.rebalances = PCounter("rapport_rebalances", "Partition assignments this worker received", registry=r)
+        self.state_bytes = Gauge("rapport_state_bytes", "Bytes of this worker's state in its changelogs (latest value "
+                                 "per key)", ["stage"], registry=r)
+        self.ready = Gauge("rapport_ready", "1 when the worker has joined its group, restored its state and is "
+                           "processing (what /readyz answers)", registry=r)
         self._seen: dict[str, Counter[str]] = {}
+
+    def series_names(self) -> set[str]:
+        """Every series name this worker exports (``_total``, ``_bucket`` ... included): what dashboards and
+        alert rules may query."""
+        names = set()
+        for family in self.registry.collect():
+            names.add(family.name)
+            suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
+            names.update(family.name + s for s in suffixes.get(family.type, ()))
+        return names
 
     def serve(self, port: int, host: str = "127.0.0.1", tries: int = 16) -> int:
         """Serve /metrics on ``port``, or the next free one (several workers on one host); returns the port."""
