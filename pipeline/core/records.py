@@ -40,6 +40,7 @@ class Event:
     ts: int
     identifiers: tuple[Identifier, ...]
     body: InboundEvent
+    arrived_ms: int | None = field(default=None, compare=False)  # wall time ingest read it (live only; for metrics)
 
     @property
     def event_id(self) -> str:

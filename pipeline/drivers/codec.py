@@ -64,17 +64,24 @@ class Progress:
 
 
 def _event(ev: Event) -> dict:
-    return {"t": ev.topic, "ts": ev.ts, "ids": [(i.kind, i.hash) for i in ev.identifiers],
-            "b": ev.body.model_dump(mode="json", exclude_none=True)}
+    d = {"t": ev.topic, "ts": ev.ts, "ids": [(i.kind, i.hash) for i in ev.identifiers],
+         "b": ev.body.model_dump(mode="json", exclude_none=True)}
+    if ev.arrived_ms is not None:
+        d["a"] = ev.arrived_ms
+    return d
 
 
 def _event_from(d: dict) -> Event:
-    return Event(d["t"], d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), INBOUND[d["t"]].model_validate(d["b"]))
+    return Event(d["t"], d["ts"], tuple(Identifier(k, h) for k, h in d["ids"]), INBOUND[d["t"]].model_validate(d["b"]),
+                 d.get("a"))
 
 
-def event_bytes(ev: Event, source: tuple[str, int], offset: int) -> bytes:
-    """A decoded, pseudonymised event for the internal events topic, with where it was read."""
-    return orjson.dumps({"s": source, "o": offset, **_event(ev)})
+def event_bytes(ev: Event, source: tuple[str, int], offset: int, arrived_ms: int | None = None) -> bytes:
+    """A decoded, pseudonymised event for the internal events topic, with where it was read (and when, live)."""
+    d = {"s": source, "o": offset, **_event(ev)}
+    if arrived_ms is not None:
+        d["a"] = arrived_ms
+    return orjson.dumps(d)
 
 
 def progress_bytes(p: Progress) -> bytes:

@@ -34,12 +34,12 @@ import faust
 
 from pipeline.core.customers import CustomerStage
 from pipeline.core.encoding import StateFormatError
-from pipeline.core.messages import LabelReport
+from pipeline.core.messages import LabelReport, Routed
 from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
 from pipeline.core.models.sentiment import SentimentModel
 from pipeline.core.pii import Hasher
-from pipeline.core.records import Emit, RawRecord
+from pipeline.core.records import Emit, Event, RawRecord
 from pipeline.core.versions import Versions
 from pipeline.drivers import faust_transport
 from pipeline.drivers.codec import (
@@ -91,14 +91,16 @@ class IngestStage:
 
     async def batch(self, records: list[RawRecord]) -> None:
         started, stats = time.perf_counter(), self.stats
-        horizon = time.time() * 1000 + FUTURE_MS
+        arrived = int(time.time() * 1000)
+        horizon = arrived + FUTURE_MS
         self.busy = True
         try:
             dead: list[Emit] = []
             for rec in records:
                 ev = self.ingest.event_or_dead_letter(rec, stats, dead)
                 if ev is not None:
-                    self.publisher.send(self.events_topic, None, event_bytes(ev, (rec.topic, rec.partition), rec.offset))
+                    self.publisher.send(self.events_topic, None,
+                                        event_bytes(ev, (rec.topic, rec.partition), rec.offset, arrived))
                     if ev.ts > self.positions.get(rec.topic, ev.ts - 1) and ev.ts <= horizon:
                         self.positions[rec.topic] = ev.ts
                 self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
@@ -172,6 +174,10 @@ class EngineStage:
         return self.engine
 
     def _restore(self) -> Engine:
+        with self.metrics.health.restoring():
+            return self._restored()
+
+    def _restored(self) -> Engine:
         started = time.monotonic()
         entries = read_or_refuse(self.store)
         n = len(partitions_of(self.settings, [CUSTOMERS_TOPIC]))
@@ -246,6 +252,7 @@ class EngineStage:
                 self.store.write(engine.models())
                 self.last_checkpoint = time.monotonic()
             await _flush(self.publisher, self.store.publisher)
+            self.metrics.state_size("global", self.store.bytes)
             self.metrics.count("global", engine.stats)
             self.metrics.outputs(emits, self.publisher.prefix)
             self.metrics.global_stage(engine)
@@ -265,6 +272,10 @@ class CustomerStages:
         self.lock = asyncio.Lock()
 
     def _restore(self, partition: int) -> tuple[CustomerStage, StateStore]:
+        with self.metrics.health.restoring():
+            return self._restored(partition)
+
+    def _restored(self, partition: int) -> tuple[CustomerStage, StateStore]:
         started = time.monotonic()
         n = len(partitions_of(self.settings, [CUSTOMERS_TOPIC]))
         rules = self.settings.model_copy(update={"customer_partitions": n})
@@ -293,6 +304,7 @@ class CustomerStages:
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             touched: dict[int, CustomerStage] = {}
+            applied: list[Event] = []
             for partition, offset, value in records:
                 if partition not in self.stages:
                     self.stages[partition] = await loop.run_in_executor(None, self._restore, partition)
@@ -303,6 +315,8 @@ class CustomerStages:
                     stage.undecodable(self.customers_topic, partition, offset, value, e)
                     continue
                 stage.receive(msg, offset)
+                if isinstance(msg, Routed):
+                    applied.append(msg.event)
             for partition, stage in touched.items():
                 emits = stage.end_batch()
                 self.publisher.send_emits(emits)
@@ -314,8 +328,10 @@ class CustomerStages:
                 self.stages[partition][1].write(stage.take_changes())
                 self.metrics.count(f"customers/{partition}", stage.stats)
                 self.metrics.outputs(emits, self.publisher.prefix)
-            await _flush(self.publisher)
+            await _flush(self.publisher)  # the stores write through it too
+            self.metrics.applied(applied, time.time())
             self.metrics.customer_stages([s for s, _ in self.stages.values()])
+            self.metrics.state_size("customers", sum(store.bytes for _, store in self.stages.values()))
             self.metrics.batch("customers", len(records), time.perf_counter() - started)
 
     async def drop(self, partitions: list[int]) -> None:
@@ -379,8 +395,25 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
 
     committed = CommittedOffsets(settings.bootstrap, settings.app_id)
 
+    @app.timer(1.0)
+    async def heartbeat() -> None:
+        metrics.beat()
+
+    lag_committed = CommittedOffsets(settings.bootstrap, settings.app_id)  # its own client: read from another thread
+
+    @app.timer(settings.lag_interval_s)
+    async def consumer_lag() -> None:
+        """Lag of the partitions this worker holds: the fetch high watermark (right on every broker, unlike the
+        embedded one's ListOffsets) minus the group's committed offset."""
+        consumer = app.consumer
+        high = {(tp.topic, tp.partition): consumer.highwater(tp) for tp in consumer.assignment()}
+        done = await asyncio.get_running_loop().run_in_executor(None, lag_committed.read, list(high))
+        metrics.lags(settings.app_id, {s: max(0, h - done.get(s, 0)) for s, h in high.items() if h is not None})
+
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **_) -> None:  # noqa: ANN001
+        metrics.rebalances.inc()
+        metrics.health.joined = True
         sources = inbound(assigned)
         if sources:
             names = [(tp.topic, tp.partition) for tp in sources.values()]
@@ -392,6 +425,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **_) -> None:  # noqa: ANN001
+        metrics.health.joined = False  # until the group assigns again
         ingest.revoked(list(inbound(revoked)))
         if any(tp.topic == events_topic for tp in revoked):
             await engine.drop()

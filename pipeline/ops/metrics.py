@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram
 
 from pipeline.core.customers import CustomerStage
 from pipeline.core.engine import Engine
-from pipeline.core.records import Emit
+from pipeline.core.records import Emit, Event
+from pipeline.ops.health import Health, serve
 
 
 class Metrics:
@@ -70,7 +71,9 @@ class Metrics:
                                  "per key)", ["stage"], registry=r)
         self.ready = Gauge("rapport_ready", "1 when the worker has joined its group, restored its state and is "
                            "processing (what /readyz answers)", registry=r)
+        self.health = Health()  # what /healthz and /readyz answer
         self._seen: dict[str, Counter[str]] = {}
+        self._lag_labels: set[tuple[str, str, str]] = set()
 
     def series_names(self) -> set[str]:
         """Every series name this worker exports (``_total``, ``_bucket`` ... included): what dashboards and
@@ -83,10 +86,11 @@ class Metrics:
         return names
 
     def serve(self, port: int, host: str = "127.0.0.1", tries: int = 16) -> int:
-        """Serve /metrics on ``port``, or the next free one (several workers on one host); returns the port."""
+        """Serve /metrics (with /healthz and /readyz) on ``port``, or the next free one (several workers on one
+        host); returns the port."""
         for candidate in range(port, port + tries):
             try:
-                start_http_server(candidate, addr=host, registry=self.registry)
+                serve(self.registry, self.health, candidate, host)
                 return candidate
             except OSError:
                 continue
@@ -110,6 +114,32 @@ class Metrics:
             if delta:
                 self._count(key, delta)
         self._seen[source] = Counter(stats)
+
+    def applied(self, events: list[Event], now_s: float) -> None:
+        """Latency of events whose outputs were just flushed: from occurred_at, and from arrival (live only)."""
+        occurred, arrival = self.latency.labels("occurred"), self.latency.labels("arrival")
+        now_ms = now_s * 1000
+        for ev in events:
+            occurred.observe(max(0.0, now_ms - ev.ts) / 1000)
+            if ev.arrived_ms is not None:
+                arrival.observe(max(0.0, now_ms - ev.arrived_ms) / 1000)
+
+    def beat(self) -> None:
+        """The event loop is running: refresh liveness, and readiness as a gauge too."""
+        self.health.beat()
+        self.ready.set(1 if self.health.ready()[0] else 0)
+
+    def state_size(self, stage: str, size: int) -> None:
+        self.state_bytes.labels(stage).set(size)
+
+    def lags(self, group: str, lags: dict[tuple[str, int], int]) -> None:
+        """Set the lag of the partitions this worker holds; forget the series of those it no longer holds."""
+        held = {(group, t, str(p)) for t, p in lags}
+        for labels in list(self._lag_labels - held):
+            self.lag.remove(*labels)
+        for (t, p), lag in lags.items():
+            self.lag.labels(group, t, str(p)).set(lag)
+        self._lag_labels = held
 
     def restored(self, stage: str, seconds: float) -> None:
         self.restore_seconds.labels(stage).observe(seconds)

@@ -41,6 +41,7 @@ class Settings(BaseSettings, Rules):
     idle_advance_s: float = Field(5.0, ge=0, description="Live traffic: with all input silent this long, the wall clock moves the watermark (0 = never; a backfill's never moves).")
     model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
     fetch_max_wait_ms: int = Field(50, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
+    lag_interval_s: float = Field(10.0, gt=0, description="How often a worker reports the consumer lag of its partitions.")
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
 

@@ -28,14 +28,23 @@ class StateStore:
         self.bootstrap, self.topic, self.partition = bootstrap, topic, partition
         self.publisher = publisher or Publisher(bootstrap)
         self._parts: dict[str, list[str]] = {}  # key -> part keys of its last split value (deleted when replaced)
+        self._sizes: dict[str, int] = {}  # key -> bytes of its latest value (what the compacted topic keeps)
+        self.bytes = 0  # their sum
+
+    def _sized(self, key: str, size: int) -> None:
+        self.bytes += size - self._sizes.pop(key, 0)
+        if size:
+            self._sizes[key] = size
 
     def write(self, entries: dict[str, object | None]) -> None:
         """Send entries (``None`` deletes); the caller flushes with its batch."""
         for key, value in entries.items():
             if value is None:
                 self.publisher.send(self.topic, key.encode(), None, self.partition)
+                self._sized(key, 0)
                 continue
             data = dumps(value)
+            self._sized(key, len(key) + len(data))
             if len(data) <= PART_BYTES:
                 self.publisher.send(self.topic, key.encode(), data, self.partition)
                 continue
@@ -80,6 +89,9 @@ class StateStore:
         finally:
             consumer.close()
         self.publisher.send(self.topic, fence, None, self.partition)
+        self._sizes = {k: len(k) + len(v) for k, v in raw.items()
+                       if v is not None and "#" not in k and not k.startswith("fence/")}
+        self.bytes = sum(self._sizes.values())
         try:
             return decode_entries(raw)
         except StateFormatError as e:
