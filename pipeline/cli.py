@@ -36,12 +36,20 @@ def _broker(args: argparse.Namespace, s: Settings) -> None:
 
 
 def _topics(args: argparse.Namespace, s: Settings) -> None:
-    from pipeline.ops.topics import ALL_TOPICS, ensure_topics
+    from pipeline.ops.topics import ALL_TOPICS, check_topics, ensure_topics, expected_config
 
+    if args.check:
+        report = check_topics(s)
+        for name, problems in report.items():
+            print(f"{name:<32} {'ok' if not problems else 'MISMATCH: ' + '; '.join(problems)}")
+        bad = sum(1 for p in report.values() if p)
+        if bad:
+            sys.exit(f"rapport topics --check: {bad} of {len(report)} topics differ from what Rapport expects")
+        return
     created = ensure_topics(s)
     for spec in ALL_TOPICS:
         mark = "created" if s.topic(spec.name) in created else "exists"
-        print(f"{s.topic(spec.name):<32} {mark:<8} {spec.config}")
+        print(f"{s.topic(spec.name):<32} {mark:<8} {expected_config(s, spec)}")
 
 
 def _replay(args: argparse.Namespace, s: Settings) -> None:
@@ -128,15 +136,16 @@ def _dev(args: argparse.Namespace, s: Settings) -> None:
 
 
 def _schemas(args: argparse.Namespace, s: Settings) -> None:
+    from pipeline.ops import asyncapi
     from schemas import export
 
     if args.check:
-        stale = export.stale()
+        stale = export.stale() + asyncapi.stale()
         if stale:
-            sys.exit(f"stale JSON Schemas (run `rapport schemas`): {', '.join(stale)}")
-        print("JSON Schemas are up to date")
+            sys.exit(f"stale schemas (run `rapport schemas`): {', '.join(stale)}")
+        print("JSON Schemas and asyncapi.yaml are up to date")
         return
-    for path in export.write():
+    for path in [*export.write(), asyncapi.write()]:
         print(path)
 
 
@@ -199,7 +208,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, help="default: RAPPORT_BROKER_PORT (19092)")
     b.set_defaults(func=_broker)
 
-    sub.add_parser("topics", help="create every topic that does not exist yet, and list them").set_defaults(func=_topics)
+    tp = sub.add_parser("topics", help="create every topic that does not exist yet, and list them")
+    tp.add_argument("--check", action="store_true", help="create nothing: compare the cluster's topics (partitions, "
+                    "replication, configs) with what Rapport expects; exit 1 on any difference")
+    tp.set_defaults(func=_topics)
 
     r = sub.add_parser("replay", help="run the whole processing logic over a JSONL file or a range of the inbound topics")
     r.add_argument("input", type=Path, nargs="?", help="JSONL of {topic, key, value}")

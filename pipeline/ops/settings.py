@@ -31,6 +31,8 @@ class Settings(BaseSettings, Rules):
     topic_prefix: str = Field("", description="Prefix on every topic name (a namespace, e.g. for replays).")
     partitions: int = Field(4, ge=1, description="Partitions of topics this project creates.")
     replication_factor: int = Field(1, ge=1)
+    topic_min_insync_replicas: int | None = Field(None, ge=1, description=(
+        "min.insync.replicas of replicated topics; default: the replication factor minus one (2 of 3)."))
     batch_size: int = Field(1000, ge=1)
     batch_within_s: float = Field(0.05, gt=0, description="Longest a stage waits to fill a batch (latency at low load; "
                                                         "under load batches fill first).")
@@ -48,6 +50,10 @@ class Settings(BaseSettings, Rules):
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return self.topic_min_insync_replicas or max(1, self.replication_factor - 1)
 
     @property
     def embedded(self) -> bool:

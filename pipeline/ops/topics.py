@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from pipeline.ops.settings import Settings
 from schemas.inbound import INBOUND
@@ -54,12 +54,20 @@ def admin(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.bootstrap})
 
 
+def expected_config(settings: Settings, spec: TopicSpec) -> dict[str, str]:
+    """A topic's configs: its own, and ``min.insync.replicas`` when it is replicated."""
+    config = dict(spec.config)
+    if settings.replication_factor > 1:
+        config["min.insync.replicas"] = str(settings.min_insync_replicas)
+    return config
+
+
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS, timeout: float = 15.0) -> list[str]:
     """Create the topics that do not exist yet (names get ``settings.topic_prefix``); returns those created."""
     client = admin(settings)
     existing = set(client.list_topics(timeout=timeout).topics)
     wanted = [NewTopic(settings.topic(s.name), s.partitions or settings.partitions, settings.replication_factor,
-                       config=s.config)
+                       config=expected_config(settings, s))
               for s in specs if settings.topic(s.name) not in existing]
     created = []
     for name, future in (client.create_topics(wanted, request_timeout=timeout).items() if wanted else []):
@@ -78,3 +86,40 @@ def partitions_of(settings: Settings, names: list[str], timeout: float = 15.0) -
     """Every (topic, partition) of the given contract topics, as the cluster reports them."""
     topics = admin(settings).list_topics(timeout=timeout).topics
     return [(n, p) for n in names for p in sorted(topics[settings.topic(n)].partitions)]
+
+
+def check_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS,
+                 timeout: float = 15.0) -> dict[str, list[str]]:
+    """What differs between the cluster and the expected topics: topic name -> problems (empty when it matches).
+
+    Checked: the topic exists, its partition count, its replication factor, and every config Rapport sets.
+    """
+    client = admin(settings)
+    topics = client.list_topics(timeout=timeout).topics
+    present = [s for s in specs if settings.topic(s.name) in topics]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, settings.topic(s.name)) for s in present]
+    described = {r.name: f for r, f in client.describe_configs(resources, request_timeout=timeout).items()} \
+        if resources else {}
+    report: dict[str, list[str]] = {}
+    for spec in specs:
+        name = settings.topic(spec.name)
+        problems = report[name] = []
+        if name not in topics:
+            problems.append("missing (rapport topics creates it)")
+            continue
+        partitions = topics[name].partitions
+        want = spec.partitions or settings.partitions
+        if len(partitions) != want:
+            problems.append(f"{len(partitions)} partitions, expected {want}")
+        replicas = min((len(p.replicas) for p in partitions.values()), default=0)
+        if replicas < settings.replication_factor:
+            problems.append(f"replication factor {replicas}, expected {settings.replication_factor}")
+        try:
+            actual = {k: v.value for k, v in described[name].result().items()}
+        except Exception as e:  # noqa: BLE001 - reported, not raised: the check goes on with the next topic
+            problems.append(f"configs not readable: {e}")
+            continue
+        for key, value in expected_config(settings, spec).items():
+            if actual.get(key) != value:
+                problems.append(f"{key}={actual.get(key)}, expected {value}")
+    return report
