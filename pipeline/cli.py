@@ -93,7 +93,7 @@ def _replay_kafka(args: argparse.Namespace, s: Settings, engine) -> tuple[int, s
     prefix = f"{s.topic_prefix}replay.{args.namespace}."
     target = s.model_copy(update={"topic_prefix": prefix})
     ensure_topics(target, OUTBOUND_TOPICS)  # never the live trigger topics: always under replay.<name>.
-    return run(kafka_sink(Publisher(s.bootstrap, prefix))), f"topics {prefix}*"
+    return run(kafka_sink(Publisher(s.kafka_client(), prefix))), f"topics {prefix}*"
 
 
 def _generate(args: argparse.Namespace, s: Settings) -> None:
@@ -102,7 +102,7 @@ def _generate(args: argparse.Namespace, s: Settings) -> None:
     if args.to_kafka:
         from pipeline.drivers.kafka_io import Publisher
 
-        pub = Publisher(s.bootstrap, s.topic_prefix)
+        pub = Publisher(s.kafka_client(), s.topic_prefix)
         sent = 0
         try:
             for rec in g.pace(g.live_stream(args.seed), args.rate, args.count):
@@ -126,7 +126,7 @@ def _generate(args: argparse.Namespace, s: Settings) -> None:
 def _tail(args: argparse.Namespace, s: Settings) -> None:
     from pipeline.drivers.tail import tail, trigger_topics
 
-    tail(s.bootstrap, args.topics or trigger_topics(s.topic_prefix))
+    tail(s.kafka_client(), args.topics or trigger_topics(s.topic_prefix))
 
 
 def _dev(args: argparse.Namespace, s: Settings) -> None:

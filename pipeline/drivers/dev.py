@@ -63,7 +63,7 @@ def run_dev(settings: Settings, rate: float, seed: int) -> None:
         print(f"worker and generator started ({rate:g} events/s); logs in {logs}/")
         print(f"metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics   "
               f"cart window {env['RAPPORT_CART_ABANDON_WINDOW_S']} s (demo)   Ctrl-C stops everything\n")
-        tail(settings.bootstrap, trigger_topics(settings.topic_prefix))
+        tail(settings.kafka_client(), trigger_topics(settings.topic_prefix))
     except KeyboardInterrupt:
         pass
     finally:

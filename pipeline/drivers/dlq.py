@@ -21,7 +21,7 @@ from schemas.inbound import INBOUND
 def export(settings: Settings, out: Path, error_type: str | None = None, idle_s: float = 5.0) -> int:
     n = 0
     with open(out, "wb") as f:
-        for m in read_range(settings.bootstrap, [settings.topic("dlq.v1")], idle_s=idle_s):
+        for m in read_range(settings.kafka_client(), [settings.topic("dlq.v1")], idle_s=idle_s):
             if m.value() is None:
                 continue
             d = orjson.loads(m.value())
@@ -43,7 +43,7 @@ def export(settings: Settings, out: Path, error_type: str | None = None, idle_s:
 
 def redrive(settings: Settings, path: Path) -> tuple[int, list[str]]:
     """Send every line back to its inbound topic; returns (sent, problems with lines not sent)."""
-    publisher, sent, problems = Publisher(settings.bootstrap), 0, []
+    publisher, sent, problems = Publisher(settings.kafka_client()), 0, []
     for lineno, line in enumerate(open(path, "rb"), 1):
         if not line.strip():
             continue

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -11,15 +11,25 @@ from pipeline.core.records import Emit
 from pipeline.drivers.codec import key_bytes, value_bytes
 
 
+#: Where and how to connect: ``"host:port"``, or librdkafka settings (``Settings.kafka_client()``: servers and security).
+Connection = str | Mapping[str, str]
+
+
+def client_config(conn: Connection, **extra: object) -> dict[str, object]:
+    """librdkafka settings for a client of ``conn``, plus its own ``extra`` settings."""
+    base: dict[str, object] = {"bootstrap.servers": conn} if isinstance(conn, str) else dict(conn)
+    return {**base, **extra}
+
+
 class PublishError(RuntimeError):
     """Some records of a batch were not acknowledged; the batch must not be committed."""
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, prefix: str = "") -> None:
+    def __init__(self, conn: Connection, prefix: str = "") -> None:
         self.prefix = prefix
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000,
-                                   "queue.buffering.max.messages": 500_000, "enable.idempotence": False})
+        self._producer = Producer(client_config(conn, **{"linger.ms": 5, "batch.num.messages": 10000,
+                                  "queue.buffering.max.messages": 500_000, "enable.idempotence": False}))
         self._errors: list[str] = []
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
@@ -55,8 +65,8 @@ class Publisher:
 class CommittedOffsets:
     """A consumer group's committed offsets (OffsetFetch), read without joining the group."""
 
-    def __init__(self, bootstrap: str, group: str) -> None:
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    def __init__(self, conn: Connection, group: str) -> None:
+        self._consumer = Consumer(client_config(conn, **{"group.id": group, "enable.auto.commit": False}))
 
     def read(self, partitions: list[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
         """Next offset to read per partition; a partition without a commit starts at 0."""
@@ -64,7 +74,7 @@ class CommittedOffsets:
         return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in got}
 
 
-def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, until_ms: int | None = None,
+def read_range(conn: Connection, topics: list[str], start_ms: int | None = None, until_ms: int | None = None,
                offsets: dict[tuple[str, int], int] | None = None, idle_s: float = 5.0,
                on_end: Callable[[str, int], None] | None = None) -> Iterator[Message]:
     """Records of every partition of ``topics`` whose record timestamp is in [start_ms, until_ms], from the
@@ -73,9 +83,9 @@ def read_range(bootstrap: str, topics: list[str], start_ms: int | None = None, u
 
     The end is found by silence, not by the broker's end offsets (which some brokers answer wrongly).
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rapport-range-{uuid.uuid4().hex}",
+    consumer = Consumer(client_config(conn, **{"group.id": f"rapport-range-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": on_end is not None})
+                         "enable.partition.eof": on_end is not None}))
     try:
         meta = consumer.list_topics(timeout=15).topics
         missing = [t for t in topics if t not in meta]

@@ -133,7 +133,7 @@ def replay_kafka(engine: Engine, settings: Settings, sink: Callable[[list[Emit]]
 
     bar = Progress(None, show_progress)
     records = (RawRecord(m.topic().removeprefix(prefix), m.partition(), m.offset(), m.key(), m.value())
-               for m in read_range(settings.bootstrap, topics, start_ms, until_ms, offsets, idle_s, read_to_end))
+               for m in read_range(settings.kafka_client(), topics, start_ms, until_ms, offsets, idle_s, read_to_end))
     n = run(engine, records, sink, settings.batch_size, lambda n: bar.update(n, 0))
     bar.update(n, 0, final=True)
     return n

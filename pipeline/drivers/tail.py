@@ -10,6 +10,7 @@ import orjson
 from confluent_kafka import Consumer
 
 from pipeline.core.engine import TRIGGER_TOPICS
+from pipeline.drivers.kafka_io import Connection, client_config
 
 COLOURS = {"cart_abandoned": "33", "cart_recovered": "32", "negative_emotion": "31", "churn_risk": "35"}
 
@@ -24,11 +25,11 @@ def describe(value: dict, colour: bool) -> str:
     return f"{when}  {head} {value.get('customer_id', '?'):<24} {value.get('reason', '')}{contact}"
 
 
-def tail(bootstrap: str, topics: Iterable[str], out: TextIO = sys.stdout, limit: int | None = None) -> int:
+def tail(conn: Connection, topics: Iterable[str], out: TextIO = sys.stdout, limit: int | None = None) -> int:
     """Print records of ``topics`` from the beginning until interrupted (or ``limit`` records)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rapport-tail-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+    consumer = Consumer(client_config(conn, **{"group.id": f"rapport-tail-{uuid.uuid4().hex[:8]}",
+                                               "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                               "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}))
     consumer.subscribe(list(topics))
     colour, shown = out.isatty(), 0
     try:

@@ -281,7 +281,7 @@ class CustomerStages:
         rules = self.settings.model_copy(update={"customer_partitions": n})
         stage = CustomerStage(rules, wall_clock, Versions(int(rules.model_epoch_hours * 3_600_000)), partition, n,
                               Hasher(self.settings.pii_secret(), self.settings.default_country_code))
-        store = StateStore(self.settings.bootstrap, self.state_topic, partition, self.publisher)
+        store = StateStore(self.settings.kafka_client(), self.state_topic, partition, self.publisher)
         entries = read_or_refuse(store)
         stage.restore(entries)
         self.metrics.restored("customers", time.monotonic() - started)
@@ -350,6 +350,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
         value_serializer="raw", key_serializer="raw",
         web_enabled=settings.web_enabled, web_bind=settings.web_host, web_host=settings.web_host,
         web_port=settings.web_port, broker_session_timeout=settings.session_timeout_s,
+        broker_credentials=settings.kafka_security.faust(),
         broker_heartbeat_interval=settings.heartbeat_interval_s, topic_disable_leader=True,
         topic_allow_declare=False, consumer_auto_offset_reset="earliest", store="memory://",
         datadir=str(settings.state_dir / "faust-{conf.name}"),  # not the working directory
@@ -393,13 +394,13 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     async def ingest_progress() -> None:
         await ingest.tick()
 
-    committed = CommittedOffsets(settings.bootstrap, settings.app_id)
+    committed = CommittedOffsets(settings.kafka_client(), settings.app_id)
 
     @app.timer(1.0)
     async def heartbeat() -> None:
         metrics.beat()
 
-    lag_committed = CommittedOffsets(settings.bootstrap, settings.app_id)  # its own client: read from another thread
+    lag_committed = CommittedOffsets(settings.kafka_client(), settings.app_id)  # its own client: read from another thread
 
     @app.timer(settings.lag_interval_s)
     async def consumer_lag() -> None:
@@ -438,10 +439,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     SentimentModel()  # read the shipped Korean prior and load the analysers now, not while holding partitions
     metrics = Metrics()
     metrics_port = metrics.serve(settings.metrics_port, settings.metrics_host)
-    publisher = Publisher(settings.bootstrap, settings.topic_prefix)
-    store = StateStore(settings.bootstrap, settings.topic(STATE_TOPIC))
-    engine = EngineStage(settings, Publisher(settings.bootstrap, settings.topic_prefix), store, metrics)
-    customers = CustomerStages(settings, Publisher(settings.bootstrap, settings.topic_prefix), metrics)
+    publisher = Publisher(settings.kafka_client(), settings.topic_prefix)
+    store = StateStore(settings.kafka_client(), settings.topic(STATE_TOPIC))
+    engine = EngineStage(settings, Publisher(settings.kafka_client(), settings.topic_prefix), store, metrics)
+    customers = CustomerStages(settings, Publisher(settings.kafka_client(), settings.topic_prefix), metrics)
     app = build_app(settings, publisher, engine, customers, metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
              metrics_port)

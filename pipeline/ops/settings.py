@@ -5,10 +5,11 @@ import logging
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.core.rules import Rules
+from pipeline.ops.security import KafkaSecurity, Mechanism, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,38 @@ class Settings(BaseSettings, Rules):
     idle_advance_s: float = Field(5.0, ge=0, description="Live traffic: with all input silent this long, the wall clock moves the watermark (0 = never; a backfill's never moves).")
     model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
     fetch_max_wait_ms: int = Field(50, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
+    kafka_security_protocol: Protocol = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: Mechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(None, description="File holding the SASL password (a mounted secret).")
+    kafka_ssl_ca_location: Path | None = Field(None, description="CA bundle for the brokers' certificates.")
+    kafka_ssl_certificate_location: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    kafka_ssl_key_location: Path | None = None
     lag_interval_s: float = Field(10.0, gt=0, description="How often a worker reports the consumer lag of its partitions.")
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0
 
+    @model_validator(mode="after")
+    def _security_complete(self) -> "Settings":
+        self.kafka_security  # noqa: B018 - raises on incomplete SASL/TLS settings, at start rather than on connect
+        return self
+
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username, sasl_password=self.kafka_sasl_password,
+            sasl_password_file=self.kafka_sasl_password_file, ssl_ca_location=self.kafka_ssl_ca_location,
+            ssl_certificate_location=self.kafka_ssl_certificate_location, ssl_key_location=self.kafka_ssl_key_location)
+
+    def kafka_client(self) -> dict[str, str]:
+        """Connection settings of every confluent-kafka client: the bootstrap servers and the security settings."""
+        return {"bootstrap.servers": self.bootstrap, **self.kafka_security.confluent()}
 
     @property
     def min_insync_replicas(self) -> int:

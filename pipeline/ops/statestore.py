@@ -15,7 +15,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.core.encoding import StateFormatError, dumps, loads
-from pipeline.drivers.kafka_io import Publisher
+from pipeline.drivers.kafka_io import Connection, Publisher, client_config
 
 PART_BYTES = 512 * 1024
 MANIFEST = b"rapport-parts:"
@@ -24,9 +24,9 @@ MANIFEST = b"rapport-parts:"
 class StateStore:
     """One partition of a changelog topic: the state of one stage instance."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int = 0, publisher: Publisher | None = None) -> None:
-        self.bootstrap, self.topic, self.partition = bootstrap, topic, partition
-        self.publisher = publisher or Publisher(bootstrap)
+    def __init__(self, conn: Connection, topic: str, partition: int = 0, publisher: Publisher | None = None) -> None:
+        self.conn, self.topic, self.partition = conn, topic, partition
+        self.publisher = publisher or Publisher(conn)
         self._parts: dict[str, list[str]] = {}  # key -> part keys of its last split value (deleted when replaced)
         self._sizes: dict[str, int] = {}  # key -> bytes of its latest value (what the compacted topic keeps)
         self.bytes = 0  # their sum
@@ -66,8 +66,8 @@ class StateStore:
         fence = f"fence/{uuid.uuid4().hex}".encode()
         self.publisher.send(self.topic, fence, b"", self.partition)
         self.flush()
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"rapport-restore-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer = Consumer(client_config(self.conn, **{"group.id": f"rapport-restore-{uuid.uuid4().hex}",
+                                                        "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
         consumer.assign([TopicPartition(self.topic, self.partition, 0)])
         raw: dict[str, bytes | None] = {}
         deadline = time.monotonic() + timeout

@@ -51,7 +51,7 @@ ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS + INTERNAL_TOPICS
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap})
+    return AdminClient(settings.kafka_client())
 
 
 def expected_config(settings: Settings, spec: TopicSpec) -> dict[str, str]:
