@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.ops import logs
 from pipeline.ops.settings import Settings
 
 
@@ -247,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=_dev)
 
-    sc = sub.add_parser("schemas", help="write schemas/json from the pydantic models")
+    sc = sub.add_parser("schemas", help="write schemas/json and schemas/asyncapi.yaml from the pydantic models")
     sc.add_argument("--check", action="store_true", help="fail when the files are stale")
     sc.set_defaults(func=_schemas)
     q = sub.add_parser("dlq", help="export dead letters for repair, or re-drive repaired ones")
@@ -282,8 +282,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.func(args, Settings())
+    settings = Settings()
+    logs.setup(settings.log_format)
+    args.func(args, settings)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from pipeline.drivers.codec import (
     report_bytes, wall_clock,
 )
 from pipeline.drivers.kafka_io import CommittedOffsets, Publisher
+from pipeline.ops import logs
 from pipeline.ops.metrics import Metrics
 from pipeline.ops.settings import Settings
 from pipeline.ops.statestore import StateStore
@@ -54,6 +55,7 @@ from pipeline.ops.topics import CUSTOMER_STATE_TOPIC, CUSTOMERS_TOPIC, EVENTS_TO
 from schemas.inbound import INBOUND
 
 log = logging.getLogger(__name__)
+LOG_LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}
 
 
 async def _flush(*publishers: Publisher) -> None:
@@ -446,4 +448,5 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     app = build_app(settings, publisher, engine, customers, metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
              metrics_port)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    faust.Worker(app, loglevel=loglevel, quiet=True,
+                 logging_config=logs.logging_config(settings.log_format, LOG_LEVELS[loglevel])).execute_from_commandline()

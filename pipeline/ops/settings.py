@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,7 @@ class Settings(BaseSettings, Rules):
     kafka_ssl_ca_location: Path | None = Field(None, description="CA bundle for the brokers' certificates.")
     kafka_ssl_certificate_location: Path | None = Field(None, description="Client certificate (mutual TLS).")
     kafka_ssl_key_location: Path | None = None
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per log line.")
     lag_interval_s: float = Field(10.0, gt=0, description="How often a worker reports the consumer lag of its partitions.")
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 1.0

@@ -26,6 +26,8 @@ def get(url: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except OSError:  # not listening yet
+        return 0, ""
 
 
 def wait_for(check, timeout: float = 60.0, every: float = 0.25):  # noqa: ANN001, ANN201
@@ -145,3 +147,66 @@ def test_prometheus_scrapes_a_live_worker_and_the_key_series_move(broker, tmp_pa
         assert p99 is not None and 0 < p99 < 60
     finally:
         w.stop()
+
+
+def read_to_end(w: LiveWorker, topic: str) -> list[bytes]:
+    """Values of every partition of ``topic`` up to its end now (found by end-of-partition, not by silence: the
+    internal events topic gets progress markers all the time)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({**w.settings.kafka_client(), "group.id": f"count-{time.monotonic_ns()}",
+                         "enable.partition.eof": True, "enable.auto.commit": False})
+    parts = consumer.list_topics(w.ns + topic, timeout=10).topics[w.ns + topic].partitions
+    consumer.assign([TopicPartition(w.ns + topic, p, OFFSET_BEGINNING) for p in parts])
+    values, ended, deadline = [], set(), time.monotonic() + 60
+    try:
+        while len(ended) < len(parts) and time.monotonic() < deadline:
+            for m in consumer.consume(1000, 0.5):
+                if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add(m.partition())
+                elif not m.error():
+                    values.append(m.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def test_sigterm_finishes_the_batch_commits_and_leaves_so_nothing_is_read_twice(broker, tmp_path):
+    """A graceful stop mid-stream: exit code 0, no traceback, and the next worker starts exactly where it
+    stopped (every inbound record reaches the internal events topic once: nothing was re-read)."""
+    w = LiveWorker(broker.bootstrap, tmp_path, partitions=2, RAPPORT_LOG_FORMAT="json")
+    try:
+        sent = produce(w, customers=300, days=20, seed=5)
+        w.start()
+        base = f"http://127.0.0.1:{w.metrics_ports[0]}"
+        wait_for(lambda: "rapport_records_total" in get(base + "/metrics")[1] and
+                 _metric(get(base + "/metrics")[1], "rapport_records_total") > 0, timeout=90, every=0.05)
+        first = w.procs[0]
+        first.terminate()  # SIGTERM, mid-stream
+        assert first.wait(30) == 0
+        log = (tmp_path / "worker0.log").read_text()
+        assert "Traceback" not in log
+        w.procs.clear()
+        w.start()
+        base = f"http://127.0.0.1:{w.metrics_ports[-1]}"
+        wait_for(lambda: _metric(get(base + "/metrics")[1], "rapport_records_total") > 0, timeout=90)
+        # Each inbound record forwarded or dead-lettered exactly once, once the second worker has read them all.
+        counted = wait_for(lambda: n if (n := count_forwarded(w)) >= sent else None, timeout=120, every=1)
+        time.sleep(2)
+        assert count_forwarded(w) == counted == sent
+    finally:
+        w.stop()
+
+
+def count_forwarded(w: LiveWorker) -> int:
+    """Inbound records forwarded (events on the internal topic, not progress markers) or dead-lettered."""
+    events = sum(1 for v in read_to_end(w, "rapport.events.v1") if v and v.startswith(b'{"s":'))
+    return events + len(read_to_end(w, "dlq.v1"))
+
+
+def _metric(text: str, name: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
