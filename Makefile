@@ -21,12 +21,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The ops tests run the real tools: Debian's prometheus (with promtool) and docker-compose. Installed once if
+# missing (as root, or with passwordless sudo); without them those tests are skipped and say why.
+TOOLS   = $(VENV)/.tools
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+$(TOOLS): $(STAMP)
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v docker-compose >/dev/null; then \
+	  echo "installing Debian's prometheus and docker-compose for the ops tests"; \
+	  $(SUDO) apt-get install -y -q prometheus docker-compose >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q prometheus docker-compose >/dev/null 2>&1; } || \
+	  echo "could not install prometheus and docker-compose: their tests will be skipped"; \
+	fi
+	@touch $@
+
 setup: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/rapport dev
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)
 	$(BIN)/python -m pytest
 
 chaos: $(STAMP)

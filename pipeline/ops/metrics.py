@@ -7,7 +7,7 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram
 
 from pipeline.core.customers import CustomerStage
-from pipeline.core.engine import Engine
+from pipeline.core.engine import TRIGGER_TOPICS, Engine
 from pipeline.core.records import Emit, Event
 from pipeline.ops.health import Health, serve
 
@@ -72,6 +72,16 @@ class Metrics:
         self.ready = Gauge("rapport_ready", "1 when the worker has joined its group, restored its state and is "
                            "processing (what /readyz answers)", registry=r)
         self.health = Health()  # what /healthz and /readyz answer
+        self.ready.set_function(lambda: 1.0 if self.health.ready()[0] else 0.0)  # computed at each scrape
+        # Known label values start at zero, so that the first error or restore is an increase to rate() and alerts.
+        for stage in ("ingest", "identity", "sentiment", "customers", "timers", "internal"):
+            self.errors.labels(stage)
+        for kind in TRIGGER_TOPICS:
+            self.triggers.labels(kind)
+        for stage in ("global", "customers"):
+            self.restore_seconds.labels(stage)
+        for since in ("occurred", "arrival"):
+            self.latency.labels(since)
         self._seen: dict[str, Counter[str]] = {}
         self._lag_labels: set[tuple[str, str, str]] = set()
 
@@ -125,9 +135,8 @@ class Metrics:
                 arrival.observe(max(0.0, now_ms - ev.arrived_ms) / 1000)
 
     def beat(self) -> None:
-        """The event loop is running: refresh liveness, and readiness as a gauge too."""
+        """The event loop is running (liveness)."""
         self.health.beat()
-        self.ready.set(1 if self.health.ready()[0] else 0)
 
     def state_size(self, stage: str, size: int) -> None:
         self.state_bytes.labels(stage).set(size)
