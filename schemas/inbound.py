@@ -130,12 +130,29 @@ class ConsentEvent(Envelope):
     granted: StrictBool
 
 
-InboundEvent = Union[ClickEvent, PosEvent, ReviewEvent, ConsentEvent]
+PrivacyType = Literal["erase", "suppress", "unsuppress", "export"]
+
+
+class PrivacyRequest(_Model):
+    """A request about one person (CONTRACT.md): ``request_id`` plays the role of ``event_id``."""
+
+    request_id: NonBlank
+    occurred_at: EventTime
+    identifiers: Identifiers
+    type: PrivacyType
+
+    @property
+    def event_id(self) -> str:
+        return f"privacy:{self.request_id}"
+
+
+InboundEvent = Union[ClickEvent, PosEvent, ReviewEvent, ConsentEvent, PrivacyRequest]
 
 #: Inbound topic name (without namespace prefix) -> its model.
-INBOUND: dict[str, type[Envelope]] = {
+INBOUND: dict[str, type[Envelope] | type[PrivacyRequest]] = {
     "clickstream.v1": ClickEvent,
     "pos.v1": PosEvent,
     "reviews.v1": ReviewEvent,
     "consent.v1": ConsentEvent,
+    "privacy.v1": PrivacyRequest,
 }

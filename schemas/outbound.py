@@ -202,6 +202,43 @@ class DeadLetter(_Out):
 
 
 #: Outbound topic (without namespace prefix) -> its model. Triggers share the base fields.
+class HeldIdentifier(_Out):
+    kind: str
+    hash: str = Field(description="The keyed hash Rapport holds (HMAC-SHA256 of the normalised value).")
+
+
+class PrivacyExport(_Out):
+    """Everything Rapport holds about the customer (the right of access); no raw personal data."""
+
+    identifiers: list[HeldIdentifier]
+    profile: Profile | None = Field(description="None when no event of the customer was applied.")
+    consent_history: list[ConsentChange]
+    open_carts: list[CartItem]
+    triggers_sent: dict[str, list[datetime]] = Field(
+        description="Trigger type -> event times it fired for the customer in the day before its latest trigger "
+                    "(what the contact policy remembers; older ones are only on the trigger topics).")
+
+
+class PrivacyResult(_Out):
+    """The outcome of a ``privacy.v1`` request, for one customer it resolved to (``part`` of ``parts``)."""
+
+    request_id: str
+    type: Literal["erase", "suppress", "unsuppress", "export"]
+    status: Literal["completed", "not_found"]
+    customer_id: str | None = Field(description="The pseudonymous customer; None when no customer holds the identifiers.")
+    merged_customer_ids: list[str] = Field(description="Customers merged into it earlier (erased with it).")
+    part: int
+    parts: int
+    removed: dict[str, int] = Field(description="erase: what was deleted, by kind (identifiers, customer_state, "
+                                    "open_cart_lines, timers, churn_snapshots, consent_changes, recent_event_ids)")
+    suppressed_identifiers: int = Field(description="suppress/unsuppress: identifiers now (no longer) suppressed.")
+    export: PrivacyExport | None
+    texts_expire_by: datetime | None = Field(description="erase: when the last copies of the customer's texts, in "
+                                             "the internal topics and dlq.v1, are past their retention.")
+    occurred_at: datetime = Field(description="The request's event time.")
+    completed_at: datetime = Field(description="Wall clock when the request took effect.")
+
+
 OUTBOUND: dict[str, type[_Out]] = {
     "triggers.cart_abandoned.v1": CartAbandoned,
     "triggers.cart_recovered.v1": CartRecovered,
@@ -212,4 +249,5 @@ OUTBOUND: dict[str, type[_Out]] = {
     "identity.merges.v1": IdentityMerge,
     "identity.blocked.v1": IdentifierBlocked,
     "dlq.v1": DeadLetter,
+    "privacy.results.v1": PrivacyResult,
 }

@@ -70,3 +70,8 @@ def run(engine: Engine, *records: RawRecord) -> list[Emit]:
 
 def of(emits: list[Emit], topic: str) -> list:
     return [e.value for e in emits if e.topic == topic]
+
+
+def privacy(minutes: float, ids: dict, kind: str, request_id: str | None = None) -> RawRecord:
+    return raw("privacy.v1", {"request_id": request_id or f"req{next(_ids)}", "occurred_at": at(minutes),
+                              "identifiers": ids, "type": kind})

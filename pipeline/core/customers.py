@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime
 
+from pipeline.core import privacy
 from pipeline.core.clock import Timers
 from pipeline.core.failures import dead_lettered, failed_letter, fault_plan, inject, undecodable_letter
 from pipeline.core.identity import Merge
@@ -246,6 +247,8 @@ class CustomerStage:
         dead_lettered(self.stats, self._out, stage, failed_letter(stage, source, raw, error, self.hasher, what))
 
     def _apply(self, r: Routed) -> None:
+        if r.privacy is not None:
+            return privacy.apply(self, r)
         ev = r.event
         st = self.customers.get(r.customer_id)
         if st is None:
@@ -470,7 +473,10 @@ class CustomerStage:
         something meaningful changed. The profile is the state at that change, so it is the same whatever
         the batches (clicks alone update the next one)."""
         self._changed[cid] = None
-        meaning = self._meaning(self.customers[cid])
+        st = self.customers.get(cid)
+        if st is None or st.suppressed:  # erased by a request, or its processing stopped: no profile
+            return
+        meaning = self._meaning(st)
         if self._emitted.get(cid) != meaning:
             self._emitted[cid] = meaning
             self._out.append(Emit("profiles.v1", cid, self.profile(cid)))

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from pipeline.core import privacy
 from pipeline.core.clock import Watermark
 from pipeline.core.customers import TRIGGER_TOPICS, CustomerStage, partition_of
 from pipeline.core.messages import Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick
@@ -38,7 +39,7 @@ from pipeline.core.records import Emit, Event, RawRecord, to_dt
 from pipeline.core.rules import Rules
 from pipeline.core.sequencer import Sequencer, Source
 from pipeline.core.versions import ChurnLearner, Versions
-from schemas.inbound import ReviewEvent
+from schemas.inbound import PrivacyRequest, ReviewEvent
 from schemas.outbound import DeadLetter, IdentifierBlocked, IdentityMerge, LinkingIdentifier
 
 __all__ = ["Engine", "TRIGGER_TOPICS"]
@@ -75,6 +76,7 @@ class Engine:
         self._epoch: int | None = None  # epoch of the watermark the partitions were last told
         self._ticked: int | None = None  # the watermark remote partitions were last told
         self._out: list[Emit] = []  # outputs of the global stages in the batch in progress
+        self.suppressions = privacy.Suppressions()
 
     # ---- views over the stages -------------------------------------------------------------------
 
@@ -216,7 +218,13 @@ class Engine:
 
     def _apply(self, ev: Event) -> None:
         """Identity, then the text's score, then the customer's partition. A stage that fails sends the event
-        to ``dlq.v1`` (``pipeline.core.failures``) and the later stages never see it."""
+        to ``dlq.v1`` (``pipeline.core.failures``) and the later stages never see it. Privacy requests, and
+        events of suppressed people, stop here (``pipeline.core.privacy``)."""
+        if ev.topic == privacy.TOPIC:
+            return self._privacy(ev)
+        if self.suppressions.by_key and self.suppressions.blocks([i.key for i in ev.identifiers]):
+            self._stats["privacy_dropped"] += 1
+            return
         try:
             if self._faults:
                 inject(self._faults, "identity", ev.event_id)
@@ -249,6 +257,36 @@ class Engine:
             self.stage_of(cid).apply(routed)
         else:
             self._send(cid, routed)
+
+    def _privacy(self, ev: Event) -> None:
+        """Resolve a request to the customers holding its identifiers; suppressions take effect here, and each
+        customer's partition carries out the rest (``pipeline.core.privacy.apply``)."""
+        req: PrivacyRequest = ev.body  # type: ignore[assignment]
+        keys = [i.key for i in ev.identifiers]
+        ident = self.identity
+        customers = sorted({ident.owner[k] for k in keys if k in ident.owner})
+        suppressed = 0
+        if req.type == "suppress":
+            held = [i.key for c in customers for i in ident.members.get(c, ())]
+            suppressed = self.suppressions.add(keys + held, req.request_id)
+        elif req.type == "unsuppress":
+            suppressed = self.suppressions.release(keys)
+        self._stats[f"privacy_requests:{req.type}"] += 1
+        if not customers:
+            self._out.append(privacy.result(req, self.now(), suppressed=suppressed))
+            return
+        for part, cid in enumerate(customers, 1):
+            if req.type == "erase":
+                idents, merged = ident.forget(cid)
+            else:
+                idents, merged = ident.members.get(cid, []), [a for a in ident.alias if ident.canonical(a) == cid]
+            info = {"identifiers": [[i.kind, i.hash] for i in idents], "merged": sorted(merged),
+                    "suppressed": suppressed, "part": part, "parts": len(customers)}
+            routed = Routed(cid, ev, self.watermark.current, {}, privacy=info)
+            if self.partitions:
+                self.stage_of(cid).apply(routed)
+            else:
+                self._send(cid, routed)
 
     def _tell_partitions(self, force: bool = False) -> None:
         """Every partition learns the watermark when it enters a new epoch (``force``: at a batch's end too):
@@ -339,6 +377,7 @@ class Engine:
     def take_changes(self) -> dict[str, object | None]:
         """State entries changed since the last call, for a changelog (``None`` deletes an entry)."""
         out: dict[str, object | None] = self.identity.take_changes()
+        out.update(self.suppressions.take_changes())
         out.update(self.sequencer.take_changes())
         out.update(self.seen.take_changes())
         for stage in self.partitions:
@@ -371,6 +410,7 @@ class Engine:
             elif name == "m/versions":
                 self.versions.by_epoch = value.by_epoch  # type: ignore[attr-defined]
         self.identity.restore(entries)
+        self.suppressions.restore(entries)
         self.seen.restore(entries)
         self.sequencer.restore_held(v for k, v in entries.items() if k.startswith("q/"))  # type: ignore[misc]
         for stage in self.partitions:

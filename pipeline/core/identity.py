@@ -212,6 +212,23 @@ class IdentityGraph:
         self.alias[absorbed] = survivor
         self.changed.add(absorbed)
 
+    def forget(self, customer_id: str) -> tuple[list[Identifier], list[str]]:
+        """Erase a customer: its identifiers and the ids merged into it are forgotten (tombstones at the next
+        ``take_changes``); returns them. Linear in the merge aliases."""
+        idents = self.members.pop(customer_id, [])
+        for ident in idents:
+            del self.owner[ident.key]
+            self.since.pop(ident.key, None)
+            self.changed.add(ident.key)
+        merged = [a for a in list(self.alias) if self.canonical(a) == customer_id]
+        for a in merged:
+            del self.alias[a]
+            self.changed.add(a)
+        self.born.pop(customer_id, None)
+        self.born_changed.add(customer_id)
+        self._kinds.pop(customer_id, None)
+        return idents, merged
+
     # ---- persistence: entries a changelog can hold, and the graph rebuilt from them -----------------
 
     def take_changes(self) -> dict[str, object]:
@@ -224,8 +241,10 @@ class IdentityGraph:
                 out[f"i/{key}"] = (self.owner[key], self.since[key])
             elif key in self.blocked:
                 out[f"i/{key}"], out[f"b/{key}"] = None, self.blocked[key]
-            else:
+            elif key in self.alias:
                 out[f"a/{key}"] = self.alias[key]
+            else:  # forgotten (erased): an identifier key has a kind, an absorbed customer id has none
+                out[f"i/{key}" if ":" in key else f"a/{key}"] = None
         self.changed.clear()
         for cid in self.born_changed:
             out[f"n/{cid}"] = self.born.get(cid)

@@ -23,6 +23,7 @@ class Routed:
     kinds: dict[str, int]  # how many identifiers of each kind the customer holds (for the profile)
     scored: Scored | None = None
     sentiment_version: str | None = None
+    privacy: dict | None = None  # a privacy request: what the global stage knows (``pipeline.core.privacy``)
 
 
 @dataclass(slots=True)

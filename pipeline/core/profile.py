@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from pipeline.core.cart import Carts
@@ -65,6 +65,16 @@ class CustomerState:
     fired: dict[str, list[int]] = field(default_factory=dict)
     triggers: dict[str, Any] = field(default_factory=dict)  # trigger type -> its module's state (``absorb``s)
     recent_events: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_RECENT_EVENTS))
+    suppressed: bool = False  # a privacy request stopped its processing: no trigger, no profile
+
+    def __setstate__(self, state: tuple | dict) -> None:
+        """Unpickle, with the defaults of fields added since the pickle was written (format-0 changelogs)."""
+        values = state[1] if isinstance(state, tuple) else state
+        for f in fields(self):
+            if f.name in values:
+                setattr(self, f.name, values[f.name])
+            else:
+                setattr(self, f.name, f.default_factory() if f.default is MISSING else f.default)  # type: ignore[misc]
 
     def first_time(self, event_id: str) -> bool:
         """Remember an applied event; False if it was applied already (e.g. re-read after a restart)."""

@@ -30,6 +30,10 @@ class Rules(BaseModel):
     max_text_chars: int = Field(20_000, ge=100, description=(
         "Texts are scored and learned from on their first this many characters (scoring is linear in length)."))
     dedup_capacity: int = Field(500_000, ge=1, description="Most recent event ids remembered for de-duplication.")
+    internal_retention_hours: float = Field(24.0, gt=0, description=(
+        "Retention of the internal topics (rapport.events.v1, rapport.customers.v1): how long an erased "
+        "customer's texts and hashed identifiers can still be read there."))
+    dlq_retention_hours: float = Field(72.0, gt=0, description="Retention of dlq.v1 (redacted inputs, free text).")
     default_country_code: str = Field("82", pattern=r"^\d{1,3}$", description="Country code for national phone numbers.")
     default_currency: str = Field("KRW", pattern=r"^[A-Z]{3}$", description="Currency of prices that carry none (web carts).")
     # Identity

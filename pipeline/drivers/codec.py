@@ -121,7 +121,8 @@ def message_bytes(msg: Message) -> bytes:
         s = msg.scored
         return orjson.dumps({"k": "r", "c": msg.customer_id, "e": _event(msg.event), "w": msg.watermark,
                              "n": msg.kinds, "v": msg.sentiment_version,
-                             "s": None if s is None else [s.label, s.score, s.confidence, s.language, s.proba]})
+                             "s": None if s is None else [s.label, s.score, s.confidence, s.language, s.proba],
+                             **({} if msg.privacy is None else {"p": msg.privacy})})
     if isinstance(msg, Tick):
         return orjson.dumps({"k": "t", "w": msg.watermark})
     if isinstance(msg, Expect):
@@ -142,7 +143,8 @@ def message_from_bytes(data: bytes) -> Message:
     kind = d["k"]
     if kind == "r":
         s = d["s"]
-        return Routed(d["c"], _event_from(d["e"]), d["w"], d["n"], None if s is None else Scored(*s), d["v"])
+        return Routed(d["c"], _event_from(d["e"]), d["w"], d["n"], None if s is None else Scored(*s), d["v"],
+                      d.get("p"))
     if kind == "t":
         return Tick(d["w"])
     if kind == "x":

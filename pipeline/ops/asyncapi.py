@@ -59,6 +59,7 @@ TOPICS: dict[str, tuple[str, dict[str, Any]]] = {
     "pos.v1": ("Point-of-sale (in-store) transactions.", _INBOUND_KEY),
     "reviews.v1": ("Free text from customers: reviews, social posts, call-center notes, chat, surveys.", _INBOUND_KEY),
     "consent.v1": ("A customer granting or withdrawing consent to be contacted.", _INBOUND_KEY),
+    "privacy.v1": ("A privacy request about one person: erase, suppress, unsuppress or export.", _INBOUND_KEY),
     "triggers.cart_abandoned.v1": ("A cart left without purchase on any channel for the abandonment window.",
                                    _CUSTOMER_KEY),
     "triggers.cart_recovered.v1": ("A purchase that follows a cart_abandoned trigger.", _CUSTOMER_KEY),
@@ -75,6 +76,8 @@ TOPICS: dict[str, tuple[str, dict[str, Any]]] = {
         "type": ["string", "null"],
         "description": "The rejected record's own key (redacted like raw, at most 1024 characters), or null when "
                        "the event was rejected after ordering or by an internal stage."}),
+    "privacy.results.v1": ("The outcome of a privacy.v1 request, one record per customer it reached (no raw "
+                           "personal data).", {"type": "string", "description": "The request_id."}),
 }
 #: Extra messages of a channel besides the model's: tombstones of compacted topics.
 TOMBSTONES = {

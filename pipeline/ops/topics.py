@@ -33,19 +33,24 @@ CUSTOMER_STATE_TOPIC = "rapport.customer-state.v1"
 
 
 INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in INBOUND)
+#: Compacted topics: a value replaced or tombstoned is compacted away within a day
+#: (``max.compaction.lag.ms``), and a tombstone itself is kept a day (``delete.retention.ms``) so that
+#: every reader sees the deletion. An erased customer's last value is unreadable after at most two days.
+COMPACTED = {"cleanup.policy": "compact", "max.compaction.lag.ms": str(DAY_MS), "delete.retention.ms": str(DAY_MS)}
 #: Configs of outbound topics that differ from a week's retention.
 _OUTBOUND_CONFIG = {
-    "profiles.v1": {"cleanup.policy": "compact"},
+    "profiles.v1": COMPACTED,
     "identity.merges.v1": {"retention.ms": str(30 * DAY_MS)},
-    "identity.blocked.v1": {"cleanup.policy": "compact"},
-    "dlq.v1": {"retention.ms": str(30 * DAY_MS)},
+    "identity.blocked.v1": COMPACTED,
+    "dlq.v1": {"retention.ms": str(3 * DAY_MS)},  # RAPPORT_DLQ_RETENTION_HOURS
+    "privacy.results.v1": {"retention.ms": str(400 * DAY_MS)},  # the audit trail of privacy requests
 }
 OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)})) for t in OUTBOUND)
 INTERNAL_TOPICS = (
-    TopicSpec(EVENTS_TOPIC, {"retention.ms": str(7 * DAY_MS)}, partitions=1),
-    TopicSpec(STATE_TOPIC, {"cleanup.policy": "compact"}, partitions=1),
-    TopicSpec(CUSTOMERS_TOPIC, {"retention.ms": str(7 * DAY_MS)}),
-    TopicSpec(CUSTOMER_STATE_TOPIC, {"cleanup.policy": "compact"}),
+    TopicSpec(EVENTS_TOPIC, {"retention.ms": str(DAY_MS)}, partitions=1),  # RAPPORT_INTERNAL_RETENTION_HOURS
+    TopicSpec(STATE_TOPIC, COMPACTED, partitions=1),
+    TopicSpec(CUSTOMERS_TOPIC, {"retention.ms": str(DAY_MS)}),  # RAPPORT_INTERNAL_RETENTION_HOURS
+    TopicSpec(CUSTOMER_STATE_TOPIC, COMPACTED),
 )
 ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS + INTERNAL_TOPICS
 
@@ -57,6 +62,10 @@ def admin(settings: Settings) -> AdminClient:
 def expected_config(settings: Settings, spec: TopicSpec) -> dict[str, str]:
     """A topic's configs: its own, and ``min.insync.replicas`` when it is replicated."""
     config = dict(spec.config)
+    if spec.name in (EVENTS_TOPIC, CUSTOMERS_TOPIC):
+        config["retention.ms"] = str(int(settings.internal_retention_hours * 3_600_000))
+    elif spec.name == "dlq.v1":
+        config["retention.ms"] = str(int(settings.dlq_retention_hours * 3_600_000))
     if settings.replication_factor > 1:
         config["min.insync.replicas"] = str(settings.min_insync_replicas)
     return config

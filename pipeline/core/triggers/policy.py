@@ -12,6 +12,8 @@ class Policy:
 
     def admit(self, st: CustomerState, kind: str, ts: int) -> str | None:
         """None when the trigger may go out (and it is counted), else why it is held back."""
+        if st.suppressed:
+            return "privacy_suppressed"
         recent = [t for t in st.fired.get(kind, []) if ts - DAY_MS < t <= ts]
         if len(recent) >= self.cap:
             return "capped"

@@ -1,0 +1,144 @@
+"""Privacy requests (``privacy.v1``): erase, suppress, unsuppress and export one person, in the stream.
+
+A request is an inbound event like any other: hashed at the door, put in the canonical order, so live
+and replay give the same results. The global stage resolves its identifiers to the customers that hold
+them (a merged customer's identifiers all point at its survivor), then:
+
+- ``erase`` forgets the customer's identifiers and merge aliases (tombstones in the state changelog),
+  and sends the request to the customer's partition, which deletes its state, timers, churn snapshots
+  and remembered event ids (a tombstone for ``c/<customer>``) and tombstones its profile. Later events
+  with those identifiers start a new customer (its id derives from an identifier, so it may be the same).
+- ``suppress`` keeps the hashes of the request's identifiers and of every identifier of its customers:
+  an event carrying any of them is dropped before identity (counted), and the customer emits no trigger
+  and no profile. ``unsuppress`` lifts every suppression the request's identifiers belong to.
+- ``export`` sends the customer's identifiers to its partition, which adds the profile, consent
+  history, open carts and the triggers sent within the trigger topics' retention.
+
+Each customer reached gives one ``privacy.results.v1`` record (``part`` of ``parts``); none gives one
+``not_found`` record (``completed`` for a suppression: the identifiers are suppressed anyway).
+
+>>> s = Suppressions()
+>>> s.add(["email:ab", "user_id:cd"], "req-1"), s.blocks(("user_id:cd",)), s.release(["email:ab"])
+(2, True, 2)
+>>> s.blocks(("user_id:cd",)), s.take_changes()
+(False, {'x/email:ab': None, 'x/user_id:cd': None})
+"""
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pipeline.core.records import Emit, to_dt
+from schemas.inbound import PrivacyRequest
+from schemas.outbound import CartItem, HeldIdentifier, PrivacyExport, PrivacyResult
+
+if TYPE_CHECKING:
+    from pipeline.core.customers import CustomerStage
+    from pipeline.core.messages import Routed
+
+TOPIC = "privacy.v1"
+RESULTS = "privacy.results.v1"
+
+
+class Suppressions:
+    """Suppressed identifier keys (``kind:hash``), each with the request that suppressed it; persisted as
+    ``x/<key>`` changelog entries."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, str] = {}
+        self._changed: set[str] = set()
+
+    def blocks(self, keys: tuple[str, ...] | list[str]) -> bool:
+        return any(k in self.by_key for k in keys)
+
+    def add(self, keys: list[str], request_id: str) -> int:
+        for k in keys:
+            self.by_key[k] = request_id
+            self._changed.add(k)
+        return len(set(keys))
+
+    def release(self, keys: list[str]) -> int:
+        """Lift every suppression one of ``keys`` belongs to; returns how many identifiers it freed."""
+        groups = {self.by_key[k] for k in keys if k in self.by_key}
+        freed = [k for k, g in self.by_key.items() if g in groups]
+        for k in freed:
+            del self.by_key[k]
+            self._changed.add(k)
+        return len(freed)
+
+    def take_changes(self) -> dict[str, object | None]:
+        out: dict[str, object | None] = {f"x/{k}": self.by_key.get(k) for k in sorted(self._changed)}
+        self._changed.clear()
+        return out
+
+    def restore(self, entries: dict[str, object]) -> None:
+        for name, value in entries.items():
+            if name.startswith("x/") and value is not None:
+                self.by_key[name[2:]] = value  # type: ignore[assignment]
+
+
+def result(req: PrivacyRequest, completed_at: datetime, customer_id: str | None = None, part: int = 1,
+           parts: int = 1, **fields: object) -> Emit:
+    """The ``privacy.results.v1`` record (keyed by request id)."""
+    found = customer_id is not None or req.type == "suppress"
+    return Emit(RESULTS, req.request_id, PrivacyResult(
+        request_id=req.request_id, type=req.type, status="completed" if found else "not_found",
+        customer_id=customer_id, merged_customer_ids=fields.get("merged", []), part=part, parts=parts,
+        removed=fields.get("removed", {}), suppressed_identifiers=fields.get("suppressed", 0),
+        export=fields.get("export"), texts_expire_by=fields.get("texts_expire_by"),
+        occurred_at=req.occurred_at, completed_at=completed_at))
+
+
+# ---- the customer partition's part -----------------------------------------------------------------
+
+def apply(stage: CustomerStage, r: Routed) -> None:
+    """Carry out a routed request on its customer and emit its result."""
+    req: PrivacyRequest = r.event.body  # type: ignore[assignment]
+    info, cid, now = r.privacy or {}, r.customer_id, stage.now()
+    st = stage.customers.get(cid)
+    fields: dict[str, object] = {"merged": list(info.get("merged", [])), "suppressed": info.get("suppressed", 0)}
+    if req.type == "erase":
+        fields["removed"] = {"identifiers": len(info.get("identifiers", [])),
+                             "merged_customers": len(fields["merged"]), **erase(stage, cid)}  # type: ignore[arg-type]
+        hours = max(stage.rules.internal_retention_hours, stage.rules.dlq_retention_hours)
+        fields["texts_expire_by"] = now + timedelta(hours=hours)
+    elif req.type in ("suppress", "unsuppress") and st is not None:
+        st.suppressed = req.type == "suppress"
+        stage._changed[cid] = None
+    elif req.type == "export":
+        fields["export"] = export(stage, cid, info)
+    stage.stats[f"privacy:{req.type}"] += 1
+    stage._out.append(result(req, now, cid, info.get("part", 1), info.get("parts", 1), **fields))
+
+
+def erase(stage: CustomerStage, cid: str) -> dict[str, int]:
+    """Delete everything the partition keeps of the customer; counts of what went."""
+    from pipeline.core.customers import TIMER_KINDS
+
+    st = stage.customers.pop(cid, None)
+    snapshots = stage.snapshots.pop(cid, [])
+    if snapshots:
+        stage._due = [d for d in stage._due if d[1] != cid]
+        heapq.heapify(stage._due)
+    timers = stage.timers.of(cid, TIMER_KINDS)
+    stage.timers.cancel_all(cid, TIMER_KINDS)
+    stage.kinds.pop(cid, None)
+    stage._emitted.pop(cid, None)
+    stage._changed[cid] = None  # its changelog entry becomes a tombstone
+    stage._out.append(Emit("profiles.v1", cid, None))  # and so does its profile
+    return {"customer_state": int(st is not None), "open_cart_lines": sum(len(c.lines) for c in st.carts.episodes)
+            if st else 0, "timers": len(timers), "churn_snapshots": len(snapshots),
+            "consent_changes": len(st.consent_history) if st else 0,
+            "recent_event_ids": len(st.recent_events) if st else 0}
+
+
+def export(stage: CustomerStage, cid: str, info: dict) -> PrivacyExport:
+    st = stage.customers.get(cid)
+    return PrivacyExport(
+        identifiers=[HeldIdentifier(kind=k, hash=h) for k, h in info.get("identifiers", [])],
+        profile=stage.profile(cid) if st is not None else None,
+        consent_history=list(st.consent_history) if st else [],
+        open_carts=[CartItem(sku=sku, quantity=line.quantity, unit_price=line.unit_price)
+                    for cart in (st.carts.episodes if st else []) for sku, line in sorted(cart.lines.items())],
+        triggers_sent={kind: [to_dt(t) for t in times] for kind, times in sorted((st.fired if st else {}).items())})

@@ -1,0 +1,103 @@
+"""Privacy requests in the core: erase, suppress, unsuppress and export one person, and nothing else changes."""
+import pytest
+
+from pipeline.core.encoding import dumps
+from tests.helpers import add, click, consent, make_engine, of, order, privacy, review, run
+
+KIM = {"email": "kim@example.kr", "anonymous_id": "cookie-kim"}
+LEE = {"email": "lee@example.kr", "anonymous_id": "cookie-lee"}
+
+
+def journey(who: dict, start: float) -> list:
+    return [click(start, who, "page_view"), add(start + 1, who, "SKU-9", 39000),
+            review(start + 2, who, "배송이 너무 늦어서 정말 실망했어요", rating=1), consent(start + 3, who, True)]
+
+
+def state_text(engine) -> str:  # noqa: ANN001
+    """Everything the engine would write to its changelogs now (the latest value of each key)."""
+    return str({k: dumps(v) for k, v in engine.take_changes().items() if v is not None})
+
+
+def test_erase_removes_the_customer_everywhere_and_only_them():
+    e = make_engine()
+    out = run(e, *journey(KIM, 0), *journey(LEE, 0), click(5, {"anonymous_id": "cookie-kim", "user_id": "u-kim"}, "login"))
+    kim = next(p.customer_id for p in of(out, "profiles.v1") if p is not None)
+    hashes = {i.key for i in e.identity.members[kim]}
+    assert len(hashes) == 3
+    before = state_text(e)
+    assert all(h.split(":", 1)[1] in before for h in hashes)
+    out = run(e, privacy(10, {"email": "kim@example.kr"}, "erase", "req-erase"))
+    res = of(out, "privacy.results.v1")
+    assert len(res) == 1 and res[0].status == "completed" and res[0].customer_id == kim
+    assert res[0].removed["identifiers"] == 3 and res[0].removed["customer_state"] == 1
+    assert res[0].removed["open_cart_lines"] == 1 and res[0].texts_expire_by is not None
+    assert [(x.topic, x.key, x.value) for x in out if x.topic == "profiles.v1"] == [("profiles.v1", kim, None)]
+    changes = e.take_changes()
+    assert changes[f"c/{kim}"] is None and all(changes[f"i/{h}"] is None for h in hashes)
+    assert kim not in e.customers and not any(h in e.identity.owner for h in hashes)
+    # Lee is untouched; a later event with Kim's cookie starts a new customer (no old state).
+    assert len(e.customers) == 1
+    out = run(e, click(20, {"anonymous_id": "cookie-kim"}, "page_view"))
+    fresh = e.customers[e.identity.owner[e.hasher.identifier("anonymous_id", "cookie-kim").key]]
+    assert fresh.page_views == 1 and not fresh.consent_history and not fresh.carts
+
+
+def test_erase_reaches_every_customer_merged_into_the_survivor():
+    e = make_engine()
+    out = run(e, click(0, {"anonymous_id": "cookie-a"}, "page_view"), click(1, {"user_id": "u-1"}, "page_view"),
+              click(2, {"anonymous_id": "cookie-a", "user_id": "u-1"}, "login"))
+    merge = of(out, "identity.merges.v1")[0]
+    out = run(e, privacy(3, {"user_id": "u-1"}, "erase"))
+    res = of(out, "privacy.results.v1")[0]
+    assert res.customer_id == merge.surviving_customer_id and res.merged_customer_ids == [merge.absorbed_customer_id]
+    assert not e.identity.alias and not e.identity.owner and not e.customers
+
+
+def test_suppressed_people_are_dropped_before_identity_and_get_no_trigger_until_unsuppressed():
+    e = make_engine(cart_abandon_window_s=60)
+    run(e, add(0, KIM, "SKU-1", 10000))
+    out = run(e, privacy(0.5, {"email": "kim@example.kr"}, "suppress"))
+    res = of(out, "privacy.results.v1")[0]
+    assert res.status == "completed" and res.suppressed_identifiers == 2  # the email and the cookie it holds
+    out = run(e, click(2, {"anonymous_id": "cookie-kim"}, "page_view"), add(3, {"anonymous_id": "cookie-kim"}),
+              click(30, LEE, "page_view"))
+    assert e.stats["privacy_dropped"] == 2
+    assert not of(out, "triggers.cart_abandoned.v1")  # the cart added before the request never fires either
+    assert not [p for p in of(out, "profiles.v1") if p is not None and p.customer_id in e.identity.owner.values()
+                and e.customers[p.customer_id].suppressed]
+    out = run(e, privacy(40, {"anonymous_id": "cookie-kim"}, "unsuppress"))
+    assert of(out, "privacy.results.v1")[0].suppressed_identifiers == 2
+    out = run(e, add(50, {"anonymous_id": "cookie-kim"}), click(60, LEE, "page_view"))
+    assert len(of(out, "triggers.cart_abandoned.v1")) == 1
+
+
+def test_a_suppressed_stranger_is_never_stitched_or_stored():
+    e = make_engine()
+    out = run(e, privacy(0, {"phone": "010-4821-7730"}, "suppress"))
+    assert of(out, "privacy.results.v1")[0].status == "completed"
+    run(e, click(1, {"phone": "+82 10 4821 7730", "anonymous_id": "c-new"}, "page_view"))
+    assert not e.customers and not e.identity.owner and e.stats["privacy_dropped"] == 1
+
+
+def test_export_lists_what_is_held_and_unknown_people_are_not_found():
+    e = make_engine()
+    run(e, *journey(KIM, 0))
+    out = run(e, privacy(10, {"anonymous_id": "cookie-kim"}, "export"), privacy(11, {"email": "x@y.kr"}, "export"))
+    missing, found = sorted(of(out, "privacy.results.v1"), key=lambda r: r.customer_id is not None)
+    assert missing.status == "not_found" and missing.customer_id is None
+    ex = found.export
+    assert sorted(i.kind for i in ex.identifiers) == ["anonymous_id", "email"]
+    assert ex.profile.customer_id == found.customer_id and len(ex.consent_history) == 1
+    assert [c.sku for c in ex.open_carts] == ["SKU-9"]
+    assert "kim@example.kr" not in found.model_dump_json()
+
+
+@pytest.mark.parametrize("partitions", [2, 3])
+def test_privacy_results_are_the_same_in_every_layout(partitions):
+    records = [*journey(KIM, 0), *journey(LEE, 0), privacy(5, {"email": "lee@example.kr"}, "export", "r1"),
+               privacy(6, {"email": "kim@example.kr"}, "erase", "r2"), click(7, KIM, "page_view")]
+
+    def results(n: int) -> list:
+        out = run(make_engine(customer_partitions=n), *records)
+        return sorted((x.topic, x.key or "", x.value.model_dump_json() if x.value else "") for x in out)
+    assert results(partitions) == results(1)
