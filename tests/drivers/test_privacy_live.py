@@ -1,0 +1,115 @@
+"""Privacy requests on a live worker: erase a sample of customers, then scan what Rapport keeps."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from pipeline.drivers.codec import build_engine
+from pipeline.drivers.generate import generate
+from pipeline.drivers.kafka_io import Publisher
+from pipeline.drivers.replay import read_records
+from pipeline.ops.topics import ALL_TOPICS, COMPACTED
+from tests.drivers.live import LiveWorker
+
+pytestmark = pytest.mark.broker
+PEOPLE = 8
+
+
+def latest_per_key(w: LiveWorker, topic: str) -> dict[bytes, bytes | None]:
+    """A topic as a compacted reader sees it: the latest value of each key (None: a tombstone)."""
+    consumer = Consumer({**w.settings.kafka_client(), "group.id": f"scan-{time.monotonic_ns()}",
+                         "enable.partition.eof": True, "enable.auto.commit": False})
+    name = w.ns + topic
+    parts = consumer.list_topics(name, timeout=10).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
+    latest, ended, deadline = {}, set(), time.monotonic() + 60
+    try:
+        while len(ended) < len(parts) and time.monotonic() < deadline:
+            for m in consumer.consume(1000, 0.5):
+                if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add(m.partition())
+                elif not m.error():
+                    latest[m.key()] = m.value()
+    finally:
+        consumer.close()
+    return latest
+
+
+def request(n: int, user_id: str, kind: str) -> dict:
+    return {"request_id": f"{kind}-{n}", "occurred_at": datetime.now(timezone.utc).isoformat(),
+            "identifiers": {"user_id": user_id}, "type": kind}
+
+
+def test_erase_live_leaves_nothing_of_them_in_state_or_compacted_topics_and_matches_replay(broker, tmp_path):
+    w = LiveWorker(broker.bootstrap, tmp_path, partitions=2)
+    start = datetime.now(timezone.utc) - timedelta(days=30)  # a month of history, ending now
+    traffic = generate(seed=17, customers=80, days=30, start=start, malformed=0.0, duplicates=0.0)
+    users = sorted({r.value["identifiers"]["user_id"] for r in traffic
+                    if isinstance(r.value, dict) and r.value["identifiers"].get("user_id")})[:PEOPLE]
+    pub = Publisher(w.settings.kafka_client(), w.ns)
+    try:
+        for r in traffic:
+            pub.send(w.ns + r.topic, r.key_bytes(), r.value_bytes())
+        pub.flush()
+        w.start()
+        w.collect(["profiles.v1"], until=lambda got: len(got) >= 60, timeout=120)
+        lines = [r.line() for r in traffic]
+        assert len(users) == PEOPLE
+
+        def ask(kind: str) -> dict[str, tuple[dict, float]]:
+            sent = {}
+            for n, user in enumerate(users):
+                req = request(n, user, kind)
+                pub.send(w.ns + "privacy.v1", user.encode(), orjson.dumps(req))
+                pub.flush()
+                sent[req["request_id"]] = time.time()
+                lines.append(orjson.dumps({"topic": "privacy.v1", "key": user, "value": req}) + b"\n")
+                time.sleep(0.2)
+            got = w.collect(["privacy.results.v1"], timeout=60,
+                            until=lambda g: {x["request_id"] for x in g} >= set(sent))
+            return {x["request_id"]: (x, datetime.fromisoformat(x["completed_at"]).timestamp() - sent[x["request_id"]])
+                    for x in got if x["request_id"] in sent}
+
+        exported = ask("export")
+        held = {i["hash"] for x, _ in exported.values() for i in x["export"]["identifiers"]}
+        erased = ask("erase")
+        customers = {x["customer_id"] for x, _ in erased.values()} | {
+            m for x, _ in erased.values() for m in x["merged_customer_ids"]}
+        assert len(customers) >= PEOPLE and len(held) >= 2 * PEOPLE
+        assert all(x["status"] == "completed" and x["removed"]["customer_state"] == 1 for x, _ in erased.values())
+        latencies = sorted(lat for _, lat in erased.values())
+        (tmp_path / "latency.txt").write_text(f"erase request to completed_at: p50 {latencies[len(latencies) // 2]:.3f}s, max {latencies[-1]:.3f}s")
+        print((tmp_path / "latency.txt").read_text())
+        assert latencies[-1] <= 1.0  # p99 of 8 requests: the slowest
+
+        # Compacted topics and state changelogs, read as a compacted reader would: nothing of theirs is live.
+        time.sleep(2)  # the changelog writes of the last batch
+        compacted = [s.name for s in ALL_TOPICS if s.config.get("cleanup.policy") == COMPACTED["cleanup.policy"]]
+        for topic in compacted:
+            for key, value in latest_per_key(w, topic).items():
+                if value is None or topic == "identity.blocked.v1":
+                    continue  # a tombstone (its key goes after delete.retention.ms); values shared by several people
+                if topic == "rapport.customer-state.v1" and key.startswith(b"p/"):
+                    continue  # messages in flight between partitions (known gap: README, Privacy)
+                text = (key or b"").decode(errors="replace") + value.decode(errors="replace")
+                hit = next((c for c in customers if c in text), None)
+                assert hit is None, (topic, key, text[max(0, text.find(hit or "") - 300):text.find(hit or "") + 200])
+                assert not any(h in text for h in held), (topic, key)
+        assert not any(u in w.logs() for u in users)
+
+        # Replay of the same input (traffic, then the requests at their event times) gives the same results.
+        engine = build_engine(w.settings.model_copy(update={"topic_prefix": ""}))
+        out = engine.process_batch(read_records(lines)) + engine.close_input()
+        replayed = {e.value.request_id: e.value for e in out if e.topic == "privacy.results.v1"}
+        live = {**exported, **erased}
+        assert set(replayed) == set(live)
+        for rid, (x, _) in live.items():
+            r = replayed[rid]
+            assert (r.customer_id, r.merged_customer_ids, r.removed, r.status) == (
+                x["customer_id"], x["merged_customer_ids"], x["removed"], x["status"]), rid
+    finally:
+        w.stop()
