@@ -61,6 +61,10 @@ class Metrics:
                                  ["model", "figure"], registry=r)
         self.drifts = PCounter("rapport_model_drifts", "Drifts ADWIN detected in a model's error rate", ["model"],
                                registry=r)
+        self.privacy = PCounter("rapport_privacy_requests", "Privacy requests carried out (privacy.v1)", ["type"],
+                                registry=r)
+        self.privacy_dropped = PCounter("rapport_privacy_dropped_events", "Events dropped because they carry a "
+                                        "suppressed identifier", registry=r)
         self.lag = Gauge("rapport_consumer_lag_records", "Records behind the end of a partition: its high watermark "
                          "minus the group's committed offset", ["group", "topic", "partition"], registry=r)
         self.latency = Histogram("rapport_event_latency_seconds", "From an event's occurred_at, or its arrival at "
@@ -176,7 +180,8 @@ class Metrics:
         head, _, rest = key.partition(":")
         simple = {"records": self.records, "duplicates": self.duplicates, "late": self.late,
                   "out_of_order": self.out_of_order, "merges": self.merges,
-                  "identifiers_dropped": self.dropped, "churn_labels": self.labels}
+                  "identifiers_dropped": self.dropped, "churn_labels": self.labels,
+                  "privacy_dropped": self.privacy_dropped}
         if head in simple:
             simple[head].inc(delta)
         elif head == "events":
@@ -189,6 +194,8 @@ class Metrics:
             self.blocked.labels(rest).inc(delta)
         elif head == "dlq":
             self.dlq.labels(rest).inc(delta)
+        elif head == "privacy_requests":
+            self.privacy.labels(rest).inc(delta)
         elif head == "errors":
             self.errors.labels(rest).inc(delta)
         elif head == "triggers":
