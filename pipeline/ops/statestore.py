@@ -42,11 +42,13 @@ class StateStore:
             if value is None:
                 self.publisher.send(self.topic, key.encode(), None, self.partition)
                 self._sized(key, 0)
+                self._drop_parts(key)
                 continue
             data = dumps(value)
             self._sized(key, len(key) + len(data))
             if len(data) <= PART_BYTES:
                 self.publisher.send(self.topic, key.encode(), data, self.partition)
+                self._drop_parts(key)
                 continue
             generation = uuid.uuid4().hex[:12]
             names = [f"{key}#{generation}#{n}" for n in range(0, (len(data) + PART_BYTES - 1) // PART_BYTES)]
@@ -54,9 +56,13 @@ class StateStore:
                 self.publisher.send(self.topic, name.encode(), data[n * PART_BYTES:(n + 1) * PART_BYTES],
                                     self.partition)
             self.publisher.send(self.topic, key.encode(), MANIFEST + orjson.dumps(names), self.partition)
-            for old in self._parts.get(key, []):
-                self.publisher.send(self.topic, old.encode(), None, self.partition)
+            self._drop_parts(key)
             self._parts[key] = names
+
+    def _drop_parts(self, key: str) -> None:
+        """Tombstone the parts of the key's previous split value (once the new value is written)."""
+        for old in self._parts.pop(key, []):
+            self.publisher.send(self.topic, old.encode(), None, self.partition)
 
     def flush(self) -> None:
         self.publisher.flush()
@@ -89,6 +95,12 @@ class StateStore:
         finally:
             consumer.close()
         self.publisher.send(self.topic, fence, None, self.partition)
+        self._parts = {k: orjson.loads(v[len(MANIFEST):]) for k, v in raw.items()
+                       if v is not None and v.startswith(MANIFEST)}
+        referenced = {name for names in self._parts.values() for name in names}
+        for k, v in raw.items():  # parts no manifest refers to (a crash between writes): tombstoned now
+            if "#" in k and v is not None and k not in referenced:
+                self.publisher.send(self.topic, k.encode(), None, self.partition)
         self._sizes = {k: len(k) + len(v) for k, v in raw.items()
                        if v is not None and "#" not in k and not k.startswith("fence/")}
         self.bytes = sum(self._sizes.values())
