@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import itertools
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -75,3 +77,14 @@ def of(emits: list[Emit], topic: str) -> list:
 def privacy(minutes: float, ids: dict, kind: str, request_id: str | None = None) -> RawRecord:
     return raw("privacy.v1", {"request_id": request_id or f"req{next(_ids)}", "occurred_at": at(minutes),
                               "identifiers": ids, "type": kind})
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET (error statuses included); ``(0, "")`` while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""

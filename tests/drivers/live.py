@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from pipeline.core.engine import TRIGGER_TOPICS
 from pipeline.ops.broker import die_with_parent, free_port
@@ -57,6 +57,26 @@ class LiveWorker:
             except subprocess.TimeoutExpired:
                 p.kill()
         self.procs.clear()
+
+    def read_to_end(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+        """``(key, value)`` of every record of ``topic`` (contract name) up to its end now, found by
+        end-of-partition rather than by silence (the internal events topic gets progress markers all the time)."""
+        name = self.ns + topic
+        consumer = Consumer({**self.settings.kafka_client(), "group.id": f"read-{uuid.uuid4().hex}",
+                             "enable.partition.eof": True, "enable.auto.commit": False})
+        parts = consumer.list_topics(name, timeout=10).topics[name].partitions
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
+        records, ended, deadline = [], set(), time.monotonic() + 60
+        try:
+            while len(ended) < len(parts) and time.monotonic() < deadline:
+                for m in consumer.consume(1000, 0.5):
+                    if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                        ended.add(m.partition())
+                    elif not m.error():
+                        records.append((m.key(), m.value()))
+        finally:
+            consumer.close()
+        return records
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker*.log")))

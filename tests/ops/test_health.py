@@ -1,11 +1,9 @@
 """What /healthz and /readyz answer in each state of a worker (served next to /metrics)."""
-import urllib.error
-import urllib.request
-
 from prometheus_client import CollectorRegistry, Counter
 
 from pipeline.ops.broker import free_port
 from pipeline.ops.health import Health, serve
+from tests.helpers import http_get as answer
 
 
 class Clock:
@@ -14,14 +12,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def answer(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def test_each_state_answers_as_a_probe_expects():

@@ -40,7 +40,9 @@ def test_check_passes_on_topics_rapport_created_and_names_every_difference(broke
     ensure_topics(bad, tuple(s for s in ALL_TOPICS if s.name not in skip))
     report = check_topics(bad)
     assert report[bad.topic("clickstream.v1")] == ["2 partitions, expected 4"]
-    assert report[bad.topic("profiles.v1")] == ["cleanup.policy=delete, expected compact"]
+    assert report[bad.topic("profiles.v1")] == [
+        "cleanup.policy=delete, expected compact", "max.compaction.lag.ms=None, expected 86400000",
+        "delete.retention.ms=None, expected 86400000"]
     assert report[bad.topic("dlq.v1")] == ["missing (rapport topics creates it)"]
     assert sum(1 for p in report.values() if p) == 3
     done = check_cli(broker.bootstrap, bad.topic_prefix)

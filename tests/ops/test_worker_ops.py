@@ -5,9 +5,7 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,18 +14,9 @@ from pipeline.drivers.generate import generate
 from pipeline.drivers.kafka_io import Publisher
 from pipeline.ops.broker import die_with_parent, free_port
 from tests.drivers.live import LiveWorker
+from tests.helpers import http_get as get
 
 pytestmark = pytest.mark.broker
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:  # not listening yet
-        return 0, ""
 
 
 def wait_for(check, timeout: float = 60.0, every: float = 0.25):  # noqa: ANN001, ANN201
@@ -149,28 +138,6 @@ def test_prometheus_scrapes_a_live_worker_and_the_key_series_move(broker, tmp_pa
         w.stop()
 
 
-def read_to_end(w: LiveWorker, topic: str) -> list[bytes]:
-    """Values of every partition of ``topic`` up to its end now (found by end-of-partition, not by silence: the
-    internal events topic gets progress markers all the time)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-    consumer = Consumer({**w.settings.kafka_client(), "group.id": f"count-{time.monotonic_ns()}",
-                         "enable.partition.eof": True, "enable.auto.commit": False})
-    parts = consumer.list_topics(w.ns + topic, timeout=10).topics[w.ns + topic].partitions
-    consumer.assign([TopicPartition(w.ns + topic, p, OFFSET_BEGINNING) for p in parts])
-    values, ended, deadline = [], set(), time.monotonic() + 60
-    try:
-        while len(ended) < len(parts) and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.5):
-                if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
-                    ended.add(m.partition())
-                elif not m.error():
-                    values.append(m.value())
-    finally:
-        consumer.close()
-    return values
-
-
 def test_sigterm_finishes_the_batch_commits_and_leaves_so_nothing_is_read_twice(broker, tmp_path):
     """A graceful stop mid-stream: exit code 0, no traceback, and the next worker starts exactly where it
     stopped (every inbound record reaches the internal events topic once: nothing was re-read)."""
@@ -200,8 +167,8 @@ def test_sigterm_finishes_the_batch_commits_and_leaves_so_nothing_is_read_twice(
 
 def count_forwarded(w: LiveWorker) -> int:
     """Inbound records forwarded (events on the internal topic, not progress markers) or dead-lettered."""
-    events = sum(1 for v in read_to_end(w, "rapport.events.v1") if v and v.startswith(b'{"s":'))
-    return events + len(read_to_end(w, "dlq.v1"))
+    events = sum(1 for _, v in w.read_to_end("rapport.events.v1") if v and v.startswith(b'{"s":'))
+    return events + len(w.read_to_end("dlq.v1"))
 
 
 def _metric(text: str, name: str) -> float:
