@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from pipeline.core import privacy
@@ -252,6 +253,8 @@ class Engine:
             except Exception as e:  # noqa: BLE001
                 return self._failed("sentiment", ev, e)
         cid = res.customer_id
+        if scored is not None:  # the customer stage needs the score, not the text: it goes no further
+            ev = replace(ev, body=ev.body.model_copy(update={"text": ""}))
         routed = Routed(cid, ev, self.watermark.current, self.identity.kinds(cid), scored, version)
         if self.partitions:
             self.stage_of(cid).apply(routed)

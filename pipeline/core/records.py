@@ -1,7 +1,7 @@
 """Records that flow between the drivers and the core."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
 from pydantic import BaseModel
@@ -41,6 +41,13 @@ class Event:
     identifiers: tuple[Identifier, ...]
     body: InboundEvent
     arrived_ms: int | None = field(default=None, compare=False)  # wall time ingest read it (live only; for metrics)
+
+    def __setstate__(self, state: list) -> None:
+        """Unpickle, with the defaults of fields added since the pickle was written (format-0 changelogs)."""
+        names = [f.name for f in fields(self)]
+        values = dict(zip(names, state))
+        for f in fields(self):
+            object.__setattr__(self, f.name, values.get(f.name, f.default))
 
     @property
     def event_id(self) -> str:
