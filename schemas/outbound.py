@@ -215,8 +215,8 @@ class PrivacyExport(_Out):
     consent_history: list[ConsentChange]
     open_carts: list[CartItem]
     triggers_sent: dict[str, list[datetime]] = Field(
-        description="Trigger type -> event times it fired for the customer in the day before its latest trigger "
-                    "(what the contact policy remembers; older ones are only on the trigger topics).")
+        description="Trigger type -> event times it fired for the customer in the 7 days before the request "
+                    "(the trigger topics' retention).")
 
 
 class PrivacyResult(_Out):

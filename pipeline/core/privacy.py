@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pipeline.core.records import Emit, to_dt
+from pipeline.core.triggers.policy import KEEP_SENT_MS
 from schemas.inbound import PrivacyRequest
 from schemas.outbound import CartItem, HeldIdentifier, PrivacyExport, PrivacyResult
 
@@ -107,7 +108,7 @@ def apply(stage: CustomerStage, r: Routed) -> None:
         st.suppressed = req.type == "suppress"
         stage._changed[cid] = None
     elif req.type == "export":
-        fields["export"] = export(stage, cid, info)
+        fields["export"] = export(stage, cid, info, r.event.ts)
     stage.stats[f"privacy:{req.type}"] += 1
     stage._out.append(result(req, now, cid, info.get("part", 1), info.get("parts", 1), **fields))
 
@@ -133,7 +134,7 @@ def erase(stage: CustomerStage, cid: str) -> dict[str, int]:
             "recent_event_ids": len(st.recent_events) if st else 0}
 
 
-def export(stage: CustomerStage, cid: str, info: dict) -> PrivacyExport:
+def export(stage: CustomerStage, cid: str, info: dict, ts: int) -> PrivacyExport:
     st = stage.customers.get(cid)
     return PrivacyExport(
         identifiers=[HeldIdentifier(kind=k, hash=h) for k, h in info.get("identifiers", [])],
@@ -141,4 +142,5 @@ def export(stage: CustomerStage, cid: str, info: dict) -> PrivacyExport:
         consent_history=list(st.consent_history) if st else [],
         open_carts=[CartItem(sku=sku, quantity=line.quantity, unit_price=line.unit_price)
                     for cart in (st.carts.episodes if st else []) for sku, line in sorted(cart.lines.items())],
-        triggers_sent={kind: [to_dt(t) for t in times] for kind, times in sorted((st.fired if st else {}).items())})
+        triggers_sent={kind: [to_dt(t) for t in times if t > ts - KEEP_SENT_MS]
+                       for kind, times in sorted((st.fired if st else {}).items())})

@@ -90,6 +90,9 @@ def test_export_lists_what_is_held_and_unknown_people_are_not_found():
     assert ex.profile.customer_id == found.customer_id and len(ex.consent_history) == 1
     assert [c.sku for c in ex.open_carts] == ["SKU-9"]
     assert "kim@example.kr" not in found.model_dump_json()
+    out = run(e, click(50, LEE, "page_view"), privacy(60, {"anonymous_id": "cookie-kim"}, "export"))
+    later = of(out, "privacy.results.v1")[0].export  # the cart was abandoned meanwhile: a trigger went out
+    assert sorted(later.triggers_sent) == ["cart_abandoned", "negative_emotion"] and not later.open_carts
 
 
 @pytest.mark.parametrize("partitions", [2, 3])
