@@ -130,9 +130,9 @@ def test_prometheus_scrapes_a_live_worker_and_the_key_series_move(broker, tmp_pa
                        "rapport_watermark_seconds", 'rapport_restore_seconds_count{stage="customers"}',
                        "rapport_batch_seconds_count", "rapport_triggers_total"):
             assert (query(api, f"sum({series})") or 0) > 0, series
-        # p99 from arrival to output, as the dashboard computes it, is a number of seconds, not NaN.
-        p99 = query(api, 'histogram_quantile(0.99, sum by (le) (rate(rapport_event_latency_seconds_bucket'
-                         '{since="arrival"}[1m])))')
+        # p99 from arrival to output over everything so far is a number of seconds, not NaN (a rate() over a
+        # window with no new observation would be, on a slow machine).
+        p99 = query(api, 'histogram_quantile(0.99, sum by (le) (rapport_event_latency_seconds_bucket{since="arrival"}))')
         assert p99 is not None and 0 < p99 < 60
     finally:
         w.stop()
