@@ -104,3 +104,18 @@ def test_privacy_results_are_the_same_in_every_layout(partitions):
         out = run(make_engine(customer_partitions=n), *records)
         return sorted((x.topic, x.key or "", x.value.model_dump_json() if x.value else "") for x in out)
     assert results(partitions) == results(1)
+
+
+def test_bad_requests_go_to_the_dlq_with_the_reason():
+    from tests.helpers import raw
+    e = make_engine()
+    good = {"request_id": "r", "occurred_at": "2026-11-22T10:00:00+09:00", "identifiers": {"user_id": "u-1"},
+            "type": "erase"}
+    bad = [{**good, "type": "forget_me"}, {k: v for k, v in good.items() if k != "request_id"},
+           {**good, "identifiers": {}}, {**good, "identifiers": {"user_id": "x" * 5000}},
+           {**good, "occurred_at": "yesterday"}, "{not json", [good]]
+    out = run(e, *(raw("privacy.v1", b) for b in bad))
+    letters = of(out, "dlq.v1")
+    assert len(letters) == len(bad) and not of(out, "privacy.results.v1")
+    assert {d.error_type for d in letters} == {"validation", "invalid_json", "not_an_object"}
+    assert "type" in letters[0].error_detail and "request_id" in letters[1].error_detail
