@@ -16,13 +16,25 @@ COLOURS = {"cart_abandoned": "33", "cart_recovered": "32", "negative_emotion": "
 
 
 def describe(value: dict, colour: bool) -> str:
-    kind = value.get("type", "?")
+    """One readable line: a trigger's reason, a dead letter's error, a privacy result's outcome.
+
+    >>> describe({"source_topic": "pos.v1", "error_type": "validation", "error_detail": "total: required"}, False)
+    '                     dead_letter      pos.v1                   validation: total: required'
+    """
+    if "error_type" in value:  # dlq.v1
+        kind, who = "dead_letter", value.get("source_topic", "?")
+        what = f"{value['error_type']}: {value.get('error_detail', '')}"
+    elif "request_id" in value:  # privacy.results.v1
+        kind, who = f"privacy_{value.get('type', '?')}", value.get("customer_id") or "(nobody)"
+        what = f"{value.get('status')} (request {value['request_id']}) {value.get('removed') or ''}".rstrip()
+    else:
+        kind, who = value.get("type", "?"), value.get("customer_id", "?")
+        what = value.get("reason", "") + ("" if value.get("contactable", True) else "  [not contactable]")
     when = str(value.get("occurred_at", ""))[:19].replace("T", " ")
-    contact = "" if value.get("contactable", True) else "  [not contactable]"
     head = f"{kind:<16}"
     if colour:
         head = f"\x1b[{COLOURS.get(kind, '0')}m{head}\x1b[0m"
-    return f"{when}  {head} {value.get('customer_id', '?'):<24} {value.get('reason', '')}{contact}"
+    return f"{when:<19}  {head} {who:<24} {what}"
 
 
 def tail(conn: Connection, topics: Iterable[str], out: TextIO = sys.stdout, limit: int | None = None) -> int:

@@ -190,6 +190,7 @@ class EngineStage:
         now = time.monotonic()
         self._heard = dict.fromkeys(sources, now)
         self.metrics.restored("global", now - started)
+        self.metrics.global_held.set(1)
         log.info("global state restored: %d entries, %d identifiers, %d customer partitions, in %.1fs", len(entries),
                  len(engine.identity.owner), n, now - started)
         return engine
@@ -202,6 +203,7 @@ class EngineStage:
                 self.store.write(self.engine.models())
                 await _flush(self.store.publisher)
             self.engine = None
+            self.metrics.global_held.set(0)
 
     async def batch(self, records: list[tuple[int, int, bytes]]) -> None:
         """``(partition, offset, value)`` records of the internal events topic."""

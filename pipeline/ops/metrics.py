@@ -73,6 +73,8 @@ class Metrics:
         self.rebalances = PCounter("rapport_rebalances", "Partition assignments this worker received", registry=r)
         self.state_bytes = Gauge("rapport_state_bytes", "Bytes of this worker's state in its changelogs (latest value "
                                  "per key)", ["stage"], registry=r)
+        self.global_held = Gauge("rapport_global_stage_held", "1 while this worker holds the global stage (order, "
+                                 "identity, texts; its watermark gauges are the live ones)", registry=r)
         self.ready = Gauge("rapport_ready", "1 when the worker has joined its group, restored its state and is "
                            "processing (what /readyz answers)", registry=r)
         self.health = Health()  # what /healthz and /readyz answer
