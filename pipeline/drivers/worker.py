@@ -428,6 +428,10 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
         if held:  # restore them now, side by side, rather than one by one as their first records come
             asyncio.ensure_future(customers.restore(held))
 
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app, **_) -> None:  # noqa: ANN001
+        metrics.health.stopping = True  # /readyz answers 503 while the last batch finishes and the group is left
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app, revoked, **_) -> None:  # noqa: ANN001
         metrics.health.joined = False  # until the group assigns again
