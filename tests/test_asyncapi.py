@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.ops import asyncapi
-from pipeline.ops.topics import ALL_TOPICS
+from pipeline.ops.topics import ALL_TOPICS, expected_config
 from schemas.inbound import INBOUND
 from schemas.outbound import OUTBOUND
 
@@ -102,8 +102,9 @@ def test_every_contract_topic_is_a_channel_with_its_model_key_and_bindings():
         assert kafka["partitions"] == (spec.partitions or asyncapi.DEFAULT_PARTITIONS), topic
         assert kafka["replicas"] == asyncapi.DEFAULT_REPLICAS >= 1, topic
         config = kafka["topicConfiguration"]
-        assert config["cleanup.policy"] == spec.config.get("cleanup.policy", "delete").split(","), topic
-        assert config.get("retention.ms") == (int(spec.config["retention.ms"]) if "retention.ms" in spec.config
+        expected = expected_config(asyncapi.DEFAULTS, spec)
+        assert config["cleanup.policy"] == expected.get("cleanup.policy", "delete").split(","), topic
+        assert config.get("retention.ms") == (int(expected["retention.ms"]) if "retention.ms" in expected
                                               else None), topic
         action = "receive" if topic in INBOUND else "send"
         [op] = [o for o in doc["operations"].values() if o["channel"]["$ref"] == f"#/channels/{cid}"]

@@ -223,7 +223,7 @@ class Engine:
         events of suppressed people, stop here (``pipeline.core.privacy``)."""
         if ev.topic == privacy.TOPIC:
             return self._privacy(ev)
-        if self.suppressions.by_key and self.suppressions.blocks([i.key for i in ev.identifiers]):
+        if self.suppressions.blocks(ev.identifiers):
             self._stats["privacy_dropped"] += 1
             return
         try:
@@ -255,11 +255,14 @@ class Engine:
         cid = res.customer_id
         if scored is not None:  # the customer stage needs the score, not the text: it goes no further
             ev = replace(ev, body=ev.body.model_copy(update={"text": ""}))
-        routed = Routed(cid, ev, self.watermark.current, self.identity.kinds(cid), scored, version)
+        self._route(Routed(cid, ev, self.watermark.current, self.identity.kinds(cid), scored, version))
+
+    def _route(self, routed: Routed) -> None:
+        """To the customer's partition: in this process, or as a message."""
         if self.partitions:
-            self.stage_of(cid).apply(routed)
+            self.stage_of(routed.customer_id).apply(routed)
         else:
-            self._send(cid, routed)
+            self._send(routed.customer_id, routed)
 
     def _privacy(self, ev: Event) -> None:
         """Resolve a request to the customers holding its identifiers; suppressions take effect here, and each
@@ -279,17 +282,11 @@ class Engine:
             self._out.append(privacy.result(req, self.now(), suppressed=suppressed))
             return
         for part, cid in enumerate(customers, 1):
-            if req.type == "erase":
-                idents, merged = ident.forget(cid)
-            else:
-                idents, merged = ident.members.get(cid, []), [a for a in ident.alias if ident.canonical(a) == cid]
+            idents, merged = ident.forget(cid) if req.type == "erase" else (ident.members.get(cid, []),
+                                                                             ident.merged_into(cid))
             info = {"identifiers": [[i.kind, i.hash] for i in idents], "merged": sorted(merged),
                     "suppressed": suppressed, "part": part, "parts": len(customers)}
-            routed = Routed(cid, ev, self.watermark.current, {}, privacy=info)
-            if self.partitions:
-                self.stage_of(cid).apply(routed)
-            else:
-                self._send(cid, routed)
+            self._route(Routed(cid, ev, self.watermark.current, {}, privacy=info))
 
     def _tell_partitions(self, force: bool = False) -> None:
         """Every partition learns the watermark when it enters a new epoch (``force``: at a batch's end too):

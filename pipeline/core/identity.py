@@ -212,6 +212,10 @@ class IdentityGraph:
         self.alias[absorbed] = survivor
         self.changed.add(absorbed)
 
+    def merged_into(self, customer_id: str) -> list[str]:
+        """Every customer id absorbed, directly or not, into this one (linear in the merge aliases)."""
+        return [a for a in list(self.alias) if self.canonical(a) == customer_id]
+
     def forget(self, customer_id: str) -> tuple[list[Identifier], list[str]]:
         """Erase a customer: its identifiers and the ids merged into it are forgotten (tombstones at the next
         ``take_changes``); returns them. Linear in the merge aliases."""
@@ -220,7 +224,7 @@ class IdentityGraph:
             del self.owner[ident.key]
             self.since.pop(ident.key, None)
             self.changed.add(ident.key)
-        merged = [a for a in list(self.alias) if self.canonical(a) == customer_id]
+        merged = self.merged_into(customer_id)
         for a in merged:
             del self.alias[a]
             self.changed.add(a)

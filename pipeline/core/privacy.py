@@ -18,18 +18,20 @@ Each customer reached gives one ``privacy.results.v1`` record (``part`` of ``par
 ``not_found`` record (``completed`` for a suppression: the identifiers are suppressed anyway).
 
 >>> s = Suppressions()
->>> s.add(["email:ab", "user_id:cd"], "req-1"), s.blocks(("user_id:cd",)), s.release(["email:ab"])
+>>> cd = Identifier("user_id", "cd")
+>>> s.add(["email:ab", "user_id:cd"], "req-1"), s.blocks([cd]), s.release(["email:ab"])
 (2, True, 2)
->>> s.blocks(("user_id:cd",)), s.take_changes()
+>>> s.blocks([cd]), s.take_changes()
 (False, {'x/email:ab': None, 'x/user_id:cd': None})
 """
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pipeline.core.records import Emit, to_dt
+from pipeline.core.records import Emit, Identifier, to_dt
 from pipeline.core.triggers.policy import KEEP_SENT_MS
 from schemas.inbound import PrivacyRequest
 from schemas.outbound import CartItem, HeldIdentifier, PrivacyExport, PrivacyResult
@@ -50,8 +52,9 @@ class Suppressions:
         self.by_key: dict[str, str] = {}
         self._changed: set[str] = set()
 
-    def blocks(self, keys: tuple[str, ...] | list[str]) -> bool:
-        return any(k in self.by_key for k in keys)
+    def blocks(self, idents: Iterable[Identifier]) -> bool:
+        """Whether any of these identifiers is suppressed (nothing to look up while none is)."""
+        return bool(self.by_key) and any(i.key in self.by_key for i in idents)
 
     def add(self, keys: list[str], request_id: str) -> int:
         for k in keys:
@@ -109,7 +112,6 @@ def apply(stage: CustomerStage, r: Routed) -> None:
         stage._changed[cid] = None
     elif req.type == "export":
         fields["export"] = export(stage, cid, info, r.event.ts)
-    stage.stats[f"privacy:{req.type}"] += 1
     stage._out.append(result(req, now, cid, info.get("part", 1), info.get("parts", 1), **fields))
 
 

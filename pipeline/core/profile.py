@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.core.cart import Carts
-from pipeline.core.records import to_dt
+from pipeline.core.records import set_fields, to_dt
 from schemas.outbound import ConsentChange, Profile
 
 DAY_MS = 86_400_000
@@ -68,13 +68,7 @@ class CustomerState:
     suppressed: bool = False  # a privacy request stopped its processing: no trigger, no profile
 
     def __setstate__(self, state: tuple | dict) -> None:
-        """Unpickle, with the defaults of fields added since the pickle was written (format-0 changelogs)."""
-        values = state[1] if isinstance(state, tuple) else state
-        for f in fields(self):
-            if f.name in values:
-                setattr(self, f.name, values[f.name])
-            else:
-                setattr(self, f.name, f.default_factory() if f.default is MISSING else f.default)  # type: ignore[misc]
+        set_fields(self, state[1] if isinstance(state, tuple) else state)  # (None, slots) from object.__getstate__
 
     def first_time(self, event_id: str) -> bool:
         """Remember an applied event; False if it was applied already (e.g. re-read after a restart)."""

@@ -1,7 +1,7 @@
 """Records that flow between the drivers and the core."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 
 from pydantic import BaseModel
@@ -43,11 +43,7 @@ class Event:
     arrived_ms: int | None = field(default=None, compare=False)  # wall time ingest read it (live only; for metrics)
 
     def __setstate__(self, state: list) -> None:
-        """Unpickle, with the defaults of fields added since the pickle was written (format-0 changelogs)."""
-        names = [f.name for f in fields(self)]
-        values = dict(zip(names, state))
-        for f in fields(self):
-            object.__setattr__(self, f.name, values.get(f.name, f.default))
+        set_fields(self, dict(zip((f.name for f in fields(self)), state)))
 
     @property
     def event_id(self) -> str:
@@ -61,6 +57,14 @@ class Emit:
     topic: str
     key: str | None
     value: BaseModel | None
+
+
+def set_fields(obj: object, values: dict) -> None:
+    """Unpickling a dataclass: its fields from ``values``, with the defaults of fields added since the pickle
+    was written (a format-0 changelog)."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = values[f.name] if f.name in values else f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        object.__setattr__(obj, f.name, value)
 
 
 def to_ms(t: datetime) -> int:

@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 import schemas
 from pipeline.ops.settings import Settings
-from pipeline.ops.topics import ALL_TOPICS, TopicSpec
+from pipeline.ops.topics import ALL_TOPICS, TopicSpec, expected_config
 from schemas.inbound import INBOUND
 from schemas.outbound import OUTBOUND
 
@@ -30,6 +30,7 @@ KAFKA_BINDING = "0.5.0"
 #: What ``rapport topics`` creates when neither the spec nor the environment says otherwise.
 DEFAULT_PARTITIONS: int = Settings.model_fields["partitions"].default
 DEFAULT_REPLICAS: int = Settings.model_fields["replication_factor"].default
+DEFAULTS = Settings.model_construct()  # the documented defaults, whatever the environment says
 
 DESCRIPTION = f"""\
 Rapport's Kafka contract (CONTRACT.md): every inbound and outbound topic, its record key, its value schema and \
@@ -94,7 +95,7 @@ def _ident(topic: str) -> str:
 
 def _topic_config(spec: TopicSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"cleanup.policy": ["delete"]}
-    for name, value in sorted(spec.config.items()):
+    for name, value in sorted(expected_config(DEFAULTS, spec).items()):
         if name == "cleanup.policy":
             out[name] = value.split(",")
         else:

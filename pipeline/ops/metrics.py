@@ -94,10 +94,10 @@ class Metrics:
     def series_names(self) -> set[str]:
         """Every series name this worker exports (``_total``, ``_bucket`` ... included): what dashboards and
         alert rules may query."""
+        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
         names = set()
         for family in self.registry.collect():
             names.add(family.name)
-            suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
             names.update(family.name + s for s in suffixes.get(family.type, ()))
         return names
 

@@ -19,6 +19,7 @@ class TopicSpec:
     name: str
     config: dict[str, str] = field(default_factory=dict)
     partitions: int | None = None  # None: RAPPORT_PARTITIONS
+    retention_hours: str | None = None  # the setting its retention.ms comes from (a privacy bound: see README)
 
 
 #: Internal: decoded events, progress markers and label reports for the global stage (one partition: one
@@ -42,14 +43,15 @@ _OUTBOUND_CONFIG = {
     "profiles.v1": COMPACTED,
     "identity.merges.v1": {"retention.ms": str(30 * DAY_MS)},
     "identity.blocked.v1": COMPACTED,
-    "dlq.v1": {"retention.ms": str(3 * DAY_MS)},  # RAPPORT_DLQ_RETENTION_HOURS
+    "dlq.v1": {},
     "privacy.results.v1": {"retention.ms": str(400 * DAY_MS)},  # the audit trail of privacy requests
 }
-OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)})) for t in OUTBOUND)
+OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)}),
+                                  retention_hours="dlq_retention_hours" if t == "dlq.v1" else None) for t in OUTBOUND)
 INTERNAL_TOPICS = (
-    TopicSpec(EVENTS_TOPIC, {"retention.ms": str(DAY_MS)}, partitions=1),  # RAPPORT_INTERNAL_RETENTION_HOURS
+    TopicSpec(EVENTS_TOPIC, partitions=1, retention_hours="internal_retention_hours"),
     TopicSpec(STATE_TOPIC, COMPACTED, partitions=1),
-    TopicSpec(CUSTOMERS_TOPIC, {"retention.ms": str(DAY_MS)}),  # RAPPORT_INTERNAL_RETENTION_HOURS
+    TopicSpec(CUSTOMERS_TOPIC, retention_hours="internal_retention_hours"),
     TopicSpec(CUSTOMER_STATE_TOPIC, COMPACTED),
 )
 ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS + INTERNAL_TOPICS
@@ -60,12 +62,11 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def expected_config(settings: Settings, spec: TopicSpec) -> dict[str, str]:
-    """A topic's configs: its own, and ``min.insync.replicas`` when it is replicated."""
+    """A topic's configs: its own, its retention when a setting gives it, and ``min.insync.replicas`` when it
+    is replicated."""
     config = dict(spec.config)
-    if spec.name in (EVENTS_TOPIC, CUSTOMERS_TOPIC):
-        config["retention.ms"] = str(int(settings.internal_retention_hours * 3_600_000))
-    elif spec.name == "dlq.v1":
-        config["retention.ms"] = str(int(settings.dlq_retention_hours * 3_600_000))
+    if spec.retention_hours is not None:
+        config["retention.ms"] = str(int(getattr(settings, spec.retention_hours) * 3_600_000))
     if settings.replication_factor > 1:
         config["min.insync.replicas"] = str(settings.min_insync_replicas)
     return config

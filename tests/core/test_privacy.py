@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.core.encoding import dumps
-from tests.helpers import add, click, consent, make_engine, of, order, privacy, review, run
+from tests.helpers import add, click, consent, make_engine, of, privacy, review, run
 
 KIM = {"email": "kim@example.kr", "anonymous_id": "cookie-kim"}
 LEE = {"email": "lee@example.kr", "anonymous_id": "cookie-lee"}

@@ -4,7 +4,6 @@ import re
 import time
 import urllib.request
 
-import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
