@@ -70,6 +70,11 @@ class Carts:
     def __bool__(self) -> bool:
         return bool(self.episodes)
 
+    def copy(self) -> Carts:
+        """A copy that shares nothing a change mutates (``causes`` lists are replaced, never mutated)."""
+        return Carts([Cart(e.first, e.updated, {sku: CartLine(line.quantity, line.unit_price, line.added_at)
+                                                for sku, line in e.lines.items()}, e.causes) for e in self.episodes])
+
     @property
     def value(self) -> float:
         return sum(e.value for e in self.episodes)

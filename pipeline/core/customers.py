@@ -13,7 +13,6 @@ the absorbed one's partition ``release``s it and the survivor's ``fold``s it in 
 from __future__ import annotations
 
 import heapq
-import pickle
 import zlib
 from array import array
 from collections import Counter, deque
@@ -211,7 +210,7 @@ class CustomerStage:
     def _save(self, cid: str) -> tuple:
         """What applying an event or a timer may change of one customer (to roll back on a failure)."""
         st = self.customers.get(cid)
-        return (None if st is None else pickle.dumps(st, pickle.HIGHEST_PROTOCOL), self.kinds.get(cid),
+        return (None if st is None else (st, st.checkpoint()), self.kinds.get(cid),
                 list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, TIMER_KINDS),
                 self._emitted.get(cid))
 
@@ -220,7 +219,9 @@ class CustomerStage:
         if state is None:
             self.customers.pop(cid, None)
         else:
-            self.customers[cid] = pickle.loads(state)
+            st, checkpoint = state
+            st.rewind(checkpoint)
+            self.customers[cid] = st
         if kinds is None:
             self.kinds.pop(cid, None)
         else:

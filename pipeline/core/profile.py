@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 
 from pipeline.core.cart import Carts
-from pipeline.core.records import set_fields, to_dt
+from pipeline.core.records import set_fields, shallow_copy, to_dt
 from schemas.outbound import ConsentChange, Profile
 
 DAY_MS = 86_400_000
@@ -69,6 +70,26 @@ class CustomerState:
 
     def __setstate__(self, state: tuple | dict) -> None:
         set_fields(self, state[1] if isinstance(state, tuple) else state)  # (None, slots) from object.__getstate__
+
+    def checkpoint(self) -> tuple[tuple, tuple]:
+        """What ``rewind`` needs to undo a failed change, cheaply: a change replaces the purchase log, the
+        consent history and ``fired``'s lists rather than mutating them, so they are shared; the containers a
+        change mutates in place are copied (the trigger modules' states shallowly: see ``triggers.base``).
+
+        >>> st = CustomerState("c", 0, 0)
+        >>> cp = st.checkpoint(); st.touch(5, "web"); st.purchases += 1
+        >>> st.rewind(cp); (st.last_seen, st.channels, st.purchases)
+        (0, set(), 0)
+        """
+        return _values(self), (set(self.channels), dict(self.fired), self.recent_events.copy(), self.carts.copy(),
+                               {name: shallow_copy(state) for name, state in self.triggers.items()})
+
+    def rewind(self, checkpoint: tuple[tuple, tuple]) -> None:
+        values, (channels, fired, recent, carts, triggers) = checkpoint
+        for name, value in zip(_FIELDS, values, strict=True):
+            setattr(self, name, value)
+        self.channels, self.fired, self.recent_events, self.carts = channels, fired, recent, carts
+        self.triggers = triggers
 
     def first_time(self, event_id: str) -> bool:
         """Remember an applied event; False if it was applied already (e.g. re-read after a restart)."""
@@ -286,3 +307,7 @@ class CustomerState:
             contactable=self.contactable, consent=dict(self.consent), consent_history=list(self.consent_history),
             churn_probability=r(self.churn_probability, 6), churn_model_version=churn_version,
         )
+
+
+_FIELDS = CustomerState.__slots__
+_values = attrgetter(*_FIELDS)

@@ -67,6 +67,15 @@ def set_fields(obj: object, values: dict) -> None:
         object.__setattr__(obj, f.name, value)
 
 
+def shallow_copy(obj: object) -> object:
+    """A new instance of a slotted class holding the same field values (faster than ``copy.copy``)."""
+    cls = type(obj)
+    new = cls.__new__(cls)
+    for name in cls.__slots__:  # type: ignore[attr-defined]
+        setattr(new, name, getattr(obj, name))
+    return new
+
+
 def to_ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 

@@ -65,3 +65,38 @@ def test_an_internal_record_that_does_not_decode_is_dead_lettered():
     engine.undecodable("rapport.events.v1", 0, 7, b'{"not": "ours", "email": "kim@naver.com"}', ValueError("bad"))
     [d] = of(engine.end_batch(), "dlq.v1")
     assert (d.stage, d.offset, d.error_type) == ("internal", 7, "processing_error") and "naver" not in d.raw
+
+
+def test_a_checkpoint_rewinds_a_customer_exactly_after_any_event_or_timer(monkeypatch):
+    """The roll-back's checkpoint shares the fields a change replaces and copies the ones it mutates in place
+    (``CustomerState.checkpoint``); rewinding after every event and timer of generated traffic gives back the
+    customer exactly as before, so a change that began mutating a shared field in place would fail here."""
+    import pickle
+
+    from pipeline.core.customers import CustomerStage
+    from pipeline.drivers.generate import generate
+    from pipeline.drivers.replay import read_records
+
+    checked = []
+    for name in ("_apply", "_churn"):  # an event, and a timer's re-score (cart timers run inside ``fire_due``)
+        original = getattr(CustomerStage, name)
+
+        def wrapped(self, *args, _original=original):
+            cid = args[0].customer_id
+            st = self.customers.get(cid)
+            if st is None:
+                return _original(self, *args)
+            before, checkpoint = pickle.dumps(st), st.checkpoint()
+            result = _original(self, *args)
+            after = pickle.loads(pickle.dumps(st))
+            st.rewind(checkpoint)
+            assert st == pickle.loads(before)
+            for field in st.__slots__:  # on as if nothing had been rewound
+                setattr(st, field, getattr(after, field))
+            checked.append(cid)
+            return result
+
+        monkeypatch.setattr(CustomerStage, name, wrapped)
+    records = generate(seed=5, customers=40)
+    run(make_engine(), *read_records(iter(r.line() for r in records)))
+    assert len(checked) > 500

@@ -2,7 +2,8 @@
 
 A trigger module holds one trigger type: its rules, its timer (keyed by its name and the customer), its
 record (the outbound model of its topic) and its own slice of customer state, ``st.triggers[name]``: a
-dataclass with ``absorb(other) -> self`` for merges (the core's state holds behaviour, purchases,
+slotted dataclass with ``absorb(other) -> self`` for merges, whose containers a change replaces rather than
+mutates (a roll-back's checkpoint copies it shallowly, ``CustomerState.checkpoint``) (the core's state holds behaviour, purchases,
 carts, texts and consent, which modules read). The registry in ``pipeline.core.triggers`` lists them;
 the customer stage calls every module's hooks in that order.
 """

@@ -47,7 +47,7 @@ def recover(stage: Stage, st: CustomerState) -> None:
     for ab in list(mine.abandoned if mine is not None else ()):
         p = next((p for p in st.purchase_log if ab.at < p.ts <= ab.at + window), None)
         if p is not None:
-            mine.abandoned.remove(ab)
+            mine.abandoned = [a for a in mine.abandoned if a is not ab]
             stage.emit(st, record(st, ab, p.ts, p.total, p.channel, p.event_id, stage), p.ts)
 
 
