@@ -8,7 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from pipeline.core.cart import Carts
-from pipeline.core.records import set_fields, shallow_copy, to_dt
+from pipeline.core.records import construct, set_fields, shallow_copy, to_dt
 from schemas.outbound import ConsentChange, Profile
 
 DAY_MS = 86_400_000
@@ -217,9 +217,11 @@ class CustomerState:
         revenue and the first purchase time are exact. Heavy-tailed values are log-transformed, ratios
         bounded, so that an online logistic regression over standardised inputs learns them well.
         """
-        log = [p for p in self.purchase_log if p.ts <= now]
+        log = self.purchase_log
+        if log and log[-1].ts > now:  # purchases after ``now`` (a late event's score) are all in the log
+            log = [p for p in log if p.ts <= now]
         later = len(self.purchase_log) - len(log)
-        n = max(len(log), self.purchases - later)  # purchases up to now (those after now are all in the log)
+        n = max(len(log), self.purchases - later)  # purchases up to now
         first = self.first_purchase if self.first_purchase is not None and self.first_purchase <= now else None
         if log and first is None:
             first = log[0].ts
@@ -228,54 +230,62 @@ class CustomerState:
         tenure = (now - (first if first is not None else self.first_seen)) / DAY_MS
         span = (last - first) / DAY_MS if log and first is not None else 0.0  # BG/NBD's t_x
         repeat = max(0, n - 1)  # BG/NBD's x
-        gaps = [(b.ts - a.ts) / DAY_MS for a, b in zip(log, log[1:])]
-        gap_mean = sum(gaps) / len(gaps) if gaps else 0.0
-        gap_sd = math.sqrt(sum((g - gap_mean) ** 2 for g in gaps) / len(gaps)) if len(gaps) > 1 else 0.0
-        later_revenue = sum(p.total for p in self.purchase_log[len(log):])
-        revenue = max(0.0, self.revenue - later_revenue)
         ln = math.log1p
+        gap_mean = gap_cv = 0.0
+        if len(log) > 1:
+            gaps = [(b.ts - a.ts) / DAY_MS for a, b in zip(log, log[1:])]
+            gap_mean = sum(gaps) / len(gaps)
+            if len(gaps) > 1 and gap_mean > 0:
+                gap_cv = min(3.0, math.sqrt(sum((g - gap_mean) ** 2 for g in gaps) / len(gaps)) / gap_mean)
+        revenue = self.revenue
+        if later:
+            revenue = max(0.0, revenue - sum(p.total for p in self.purchase_log[len(log):]))
+        else:
+            revenue = max(0.0, revenue)
+        log_recency = ln(recency)
         x = {  # the raw day and purchase counts are for the recency prior; the learner takes the logs
             "recency_days": recency,
             "purchases": float(n),
-            "log_recency": ln(recency),
+            "log_recency": log_recency,
             "log_purchases": ln(n),
             "log_tenure": ln(tenure),
             "log_active_span": ln(span),
             "log_revenue": ln(revenue),
             "log_order_value": ln(revenue / n) if n else 0.0,
             "log_mean_gap": ln(gap_mean),
-            "gap_cv": min(3.0, gap_sd / gap_mean) if gap_mean > 0 else 0.0,
-            "log_recency_over_rhythm": ln(recency / max(1.0, gap_mean)) if gaps else 0.0,
+            "gap_cv": gap_cv,
+            "log_recency_over_rhythm": ln(recency / max(1.0, gap_mean)) if len(log) > 1 else 0.0,
             "log_missed_purchases": ln(recency * repeat / max(1.0, span)) if repeat else 0.0,
             "repeat_buyer": 1.0 if repeat else 0.0,
             "rate_90d": 90.0 * repeat / (tenure + 30.0),
-            "log_recency_x_log_repeat": ln(recency) * ln(repeat),
+            "log_recency_x_log_repeat": log_recency * ln(repeat),
         }
         # Disjoint windows back from now: (0, 30], (30, 90], (90, 180], (180, 365] days, and before. Disjoint,
         # so that what a young customer base never shows (purchases over a year old) has a weight of its
         # own, which stays near 0 until labels inform it, instead of shifting the weights of the others.
         # Purchases older than the log (a customer with more than KEEP_PURCHASES) count in the window of
         # the oldest one it holds: they are at least that old.
-        edges = (0, *CHURN_WINDOWS_DAYS, math.inf)
-        counts = [0] * (len(edges) - 1)
+        counts = [0] * len(_WINDOW_NAMES)
+        spend_90 = spend_365 = 0.0
         for p in log:
-            counts[next(i for i, hi in enumerate(edges[1:]) if now - p.ts < hi * DAY_MS)] += 1
+            age = now - p.ts
+            counts[_window(age)] += 1
+            if age < 365 * DAY_MS:  # (``p.ts > now - days``, as ages are whole milliseconds)
+                spend_365 += p.total
+                if age < 90 * DAY_MS:
+                    spend_90 += p.total
         if log:
-            counts[next(i for i, hi in enumerate(edges[1:]) if now - log[0].ts < hi * DAY_MS)] += n - len(log)
-        for lo, hi, c in zip(edges, edges[1:], counts):
-            x[f"log_purchases_{lo}_{hi}d" if hi != math.inf else f"log_purchases_before_{lo}d"] = ln(c)
-        spend_90 = sum(p.total for p in log if p.ts > now - 90 * DAY_MS)
-        spend_365 = sum(p.total for p in log if p.ts > now - 365 * DAY_MS)
+            counts[_window(now - log[0].ts)] += n - len(log)
+        for name, c in zip(_WINDOW_NAMES, counts):
+            x[name] = ln(c)
         x["log_spend_0_90d"] = ln(spend_90)
         x["log_spend_90_365d"] = ln(spend_365 - spend_90)
         x["log_spend_before_365d"] = ln(max(0.0, revenue - spend_365))
-        x.update({
-            "log_sessions": ln(self.sessions),
-            "cart_abandon_rate": self.carts_abandoned / self.carts_started if self.carts_started else 0.0,
-            "sentiment_avg": self.sentiment_avg or 0.0,
-            "sentiment_trend": (self.sentiment_avg - self.sentiment_long) if self.texts > 1 else 0.0,
-            "log_returns": ln(self.returns),
-        })
+        x["log_sessions"] = ln(self.sessions)
+        x["cart_abandon_rate"] = self.carts_abandoned / self.carts_started if self.carts_started else 0.0
+        x["sentiment_avg"] = self.sentiment_avg or 0.0
+        x["sentiment_trend"] = (self.sentiment_avg - self.sentiment_long) if self.texts > 1 else 0.0  # type: ignore[operator]
+        x["log_returns"] = ln(self.returns)
         return x
 
     def journey_stage(self) -> str:
@@ -287,7 +297,8 @@ class CustomerState:
 
     def to_profile(self, as_of: int, identifier_counts: dict[str, int], churn_version: str) -> Profile:
         r = round
-        return Profile.model_construct(  # our own record, built from typed state: no second validation
+        return construct(  # our own record, built from typed state: no second validation
+            Profile,
             customer_id=self.customer_id, as_of=to_dt(as_of), first_seen_at=to_dt(self.first_seen),
             last_seen_at=to_dt(self.last_seen), journey_stage=self.journey_stage(), channels=sorted(self.channels),
             identifier_counts=identifier_counts,
@@ -307,6 +318,19 @@ class CustomerState:
             contactable=self.contactable, consent=dict(self.consent), consent_history=list(self.consent_history),
             churn_probability=r(self.churn_probability, 6), churn_model_version=churn_version,
         )
+
+
+_EDGES = (0, *CHURN_WINDOWS_DAYS)
+_WINDOW_NAMES = (*(f"log_purchases_{lo}_{hi}d" for lo, hi in zip(_EDGES, _EDGES[1:])), f"log_purchases_before_{_EDGES[-1]}d")
+_UPPER_MS = tuple(days * DAY_MS for days in CHURN_WINDOWS_DAYS)
+
+
+def _window(age_ms: int) -> int:
+    """The churn window an age falls in (an index into ``_WINDOW_NAMES``)."""
+    for i, hi in enumerate(_UPPER_MS):
+        if age_ms < hi:
+            return i
+    return len(_UPPER_MS)
 
 
 _FIELDS = CustomerState.__slots__

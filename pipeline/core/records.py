@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from schemas.inbound import InboundEvent
+
+M = TypeVar("M", bound=BaseModel)
+_set = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,24 @@ def set_fields(obj: object, values: dict) -> None:
     for f in fields(obj):  # type: ignore[arg-type]
         value = values[f.name] if f.name in values else f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
         object.__setattr__(obj, f.name, value)
+
+
+def construct(cls: type[M], **values: Any) -> M:
+    """``cls.model_construct(**values)`` for a record of ours built from typed state and given every field
+    (no validation, no defaults to fill), at a fraction of its cost.
+
+    >>> from schemas.outbound import ConsentChange
+    >>> c = construct(ConsentChange, purpose="marketing", granted=True, at=to_dt(0), event_id="e-1")
+    >>> c == ConsentChange.model_construct(purpose="marketing", granted=True, at=to_dt(0), event_id="e-1")
+    True
+    """
+    assert len(values) == len(cls.model_fields), f"{cls.__name__}: give every field"
+    m = cls.__new__(cls)
+    _set(m, "__dict__", values)
+    _set(m, "__pydantic_fields_set__", set(values))
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
 
 
 def shallow_copy(obj: object) -> object:

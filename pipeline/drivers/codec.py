@@ -7,6 +7,7 @@ changelog's entries.
 """
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,7 +34,25 @@ def wall_clock() -> datetime:
 
 def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock, local: bool = True) -> Engine:
     """The engine every driver runs (``local=False``: its customer partitions run elsewhere)."""
-    return Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now, local=local)
+    engine = Engine(settings, Hasher(settings.pii_secret(), settings.default_country_code), now, local=local)
+    tune_gc()
+    return engine
+
+
+def tune_gc() -> None:
+    """Garbage collection for a stream of short-lived objects: the young generation is collected every
+    ``GC_YOUNG`` allocations instead of 700, and what is alive after start-up (the shipped Korean tables and
+    prior: hundreds of thousands of objects) is frozen out of the full collections. Once per process."""
+    global _gc_tuned
+    if not _gc_tuned:
+        _gc_tuned = True
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+
+
+GC_YOUNG = 20_000
+_gc_tuned = False
 
 
 def value_bytes(emit: Emit) -> bytes | None:

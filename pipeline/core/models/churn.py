@@ -67,6 +67,9 @@ class OnlineLogit:
         self.w = np.zeros(0)
         self.A = np.zeros((0, 0))  # Fisher information accumulated over the labels, plus the prior's
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_weights"}  # derived: rebuilt on the first score
+
     def _z(self, x: dict[str, float]) -> np.ndarray:
         if not self.w.size:
             self.names = tuple(sorted(k for k in x if k not in self.skip))
@@ -79,7 +82,13 @@ class OnlineLogit:
     def predict_one(self, x: dict[str, float]) -> float:
         if not self.w.size:
             return 0.5
-        s = float(self._z(x) @ self.w)
+        weights = self.__dict__.get("_weights")
+        if weights is None:  # per (name, weight), as Python floats: a score is a short loop, not an array
+            weights = self._weights = (tuple(zip(self.names, self.w[:-1].tolist())), float(self.w[-1]))
+        named, s = weights
+        get = x.get
+        for name, w in named:
+            s += w * get(name, 0.0)
         return 1.0 / (1.0 + math.exp(-max(-35.0, min(35.0, s))))
 
     def learn_one(self, x: dict[str, float], y: bool) -> None:
@@ -88,6 +97,7 @@ class OnlineLogit:
         p = 1.0 / (1.0 + math.exp(-max(-35.0, min(35.0, s))))
         self.A += np.outer(z, z) * max(p * (1.0 - p), 1e-6)
         self.w -= np.linalg.solve(self.A, z * (p - float(y)))  # solved afresh: no drift of an updated inverse
+        self._weights = None
 
 
 class ChurnModel:
