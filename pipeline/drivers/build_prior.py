@@ -6,8 +6,9 @@ given as ``--data PATH`` or in ``RAPPORT_KO_REVIEWS``. Stars are ceil(rating10 /
 logistic regression of positive (4-5 stars) against negative (1-2 stars) texts, over Kiwi
 morphemes and character n-grams (:func:`pipeline.core.models.prior.korean_features`). Nothing else
 goes in: no other review corpus. The same input gives the same bytes. It also writes the Kiwi
-analyses of the file's words and of the inflected forms of their common stems (``ko_words.tsv.gz``:
-word -> morphemes, no ratings), so that common words never reach the analyser at score time.
+analyses of the file's words, of the inflected forms of their common stems and of the words of the
+project's hand-written sentences (``pipeline.drivers.texts``; ``ko_words.tsv.gz``: word -> morphemes, no
+ratings), so that common words never reach the analyser at score time.
 
 ``split`` is the train / held-out split by movie that ``rapport eval`` uses, so that its Korean
 figures come from a prior that never saw the texts it is judged on.
@@ -31,6 +32,7 @@ import orjson
 from pipeline.core.models import morphemes
 from pipeline.core.models.prior import SHIPPED, KoreanPrior
 from pipeline.core.models.sentiment import stars_to_label
+from pipeline.drivers import texts
 
 ENV = "RAPPORT_KO_REVIEWS"
 OUT = Path(__file__).resolve().parent.parent / "core" / "models" / "data" / SHIPPED
@@ -78,6 +80,8 @@ def main(data: str | None = None, out: Path = OUT) -> None:
     words = morphemes.words(r["text"] for r in rows)
     seen = set(words)
     words += [w for w in morphemes.inflected({w: morphemes.analyse_word(w) for w in words}) if w not in seen]
+    seen = set(words)
+    words += [w for w in morphemes.words(texts.korean_texts()) if w not in seen]  # the project's own sentences
     table = out.parent / morphemes.WORDS
     with open(table, "wb") as f:
         morphemes.dump_words(words, f)

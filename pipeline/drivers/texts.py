@@ -75,3 +75,13 @@ def review_text(rng: random.Random, language: str, tone: str) -> str:
 
 def note_text(rng: random.Random, language: str, tone: str) -> str:
     return rng.choice(CALL_CENTER[language]["negative" if tone == "negative" else "positive"])
+
+
+def korean_texts() -> list[str]:
+    """Every Korean piece written here and in ``eval_texts`` (their words go into the shipped word table, so
+    that generated traffic and the hand-written checks never wait for the analyser)."""
+    from pipeline.drivers import eval_texts
+
+    pieces = [p for tone in KO.values() for part in tone.values() for p in part]
+    return pieces + [t for tone in CALL_CENTER["ko"].values() for t in tone] + [t for _, t in eval_texts.KO]
+

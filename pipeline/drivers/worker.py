@@ -37,6 +37,7 @@ from pipeline.core.encoding import StateFormatError
 from pipeline.core.messages import LabelReport, Routed
 from pipeline.core.engine import Engine
 from pipeline.core.ingest import Ingest
+from pipeline.core.models import sentiment
 from pipeline.core.models.sentiment import SentimentModel
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Emit, Event, RawRecord
@@ -444,7 +445,8 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    SentimentModel()  # read the shipped Korean prior and load the analysers now, not while holding partitions
+    SentimentModel()  # read the shipped Korean prior now, not while holding partitions
+    sentiment.preload()  # and the analysers, Kiwi included
     metrics = Metrics()
     metrics_port = metrics.serve(settings.metrics_port, settings.metrics_host)
     publisher = Publisher(settings.kafka_client(), settings.topic_prefix)

@@ -39,13 +39,16 @@ WORDS = "ko_words.tsv.gz"  # in pipeline/core/models/data/: shipped word -> morp
 
 _lock = threading.Lock()
 _kiwi = None
+_table_loaded = False
 _table: dict[str, tuple[tuple[str, str], ...]] = {}  # the shipped analyses (read once, never written)
 _cache: dict[str, tuple[tuple[str, str], ...]] = {}  # the table plus the words Kiwi analysed here
 
 
 def analyser():
-    """The process-wide Kiwi instance (its model ships inside the kiwipiepy-model wheel), loaded once."""
+    """The process-wide Kiwi instance (its model ships inside the kiwipiepy-model wheel), loaded once, at the
+    first word outside the shipped table (about a second: ``sentiment.preload`` loads it ahead)."""
     global _kiwi
+    load_table()
     with _lock:
         if _kiwi is None:
             from kiwipiepy import Kiwi
@@ -53,16 +56,21 @@ def analyser():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # num_workers=0: analyse in the calling thread
                 _kiwi = Kiwi(num_workers=0, load_typo_dict=False, load_multi_dict=False)
-            _load_table()
         return _kiwi
 
 
-def _load_table() -> None:
-    data = resources.files("pipeline.core.models").joinpath("data", WORDS)
-    if data.is_file():
-        with data.open("rb") as f:
-            _table.update(load_words(f))
-    _cache.update(_table)
+def load_table() -> None:
+    """Read the shipped word -> morphemes table into the cache, once."""
+    global _table_loaded
+    with _lock:
+        if _table_loaded:
+            return
+        data = resources.files("pipeline.core.models").joinpath("data", WORDS)
+        if data.is_file():
+            with data.open("rb") as f:
+                _table.update(load_words(f))
+        _cache.update(_table)
+        _table_loaded = True
 
 
 def word_of(raw: str) -> str:

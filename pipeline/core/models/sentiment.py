@@ -54,12 +54,20 @@ def stars_to_label(rating: int) -> str:
 
 
 def _load_analysers() -> None:
-    """VADER and Kiwi, once per process, when a model is made or restored: never at score time."""
+    """VADER and the shipped Korean word table, once per process, when a model is made or restored. Kiwi
+    itself loads at the first word outside the table (once per process, about a second), or in ``preload``."""
     global _vader
     if _vader is None:
         from pipeline.core.models.vader import Vader
 
         _vader = Vader()  # VADER's scores, cheaper
+    morphemes.load_table()
+
+
+def preload() -> None:
+    """Everything scoring may need, now, Kiwi included: a worker calls it before it holds partitions, so that
+    no event waits for a load."""
+    _load_analysers()
     morphemes.analyser()
 
 
