@@ -12,12 +12,16 @@ the absorbed one's partition ``release``s it and the survivor's ``fold``s it in 
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
+import struct
 import zlib
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime
+
+import orjson
 
 from pipeline.core import privacy
 from pipeline.core.clock import Timers
@@ -48,18 +52,52 @@ FEATURES = tuple(CustomerState("", 0, 0).features(0))
 
 
 def pack(x: dict[str, float]) -> bytes:
-    """A pending churn snapshot's features, compactly (float32, in ``FEATURES`` order): a customer holds up to
-    horizon / snapshot interval of them.
+    """A pending churn snapshot's features, compactly (float16, in ``FEATURES`` order; a customer holds up to
+    horizon / snapshot interval of them). The learner reads them at this precision (3 significant digits:
+    the features are logs, rates and day counts), wherever the snapshot was restored or handed over.
 
     >>> x = {name: 0.5 for name in FEATURES}
-    >>> unpack(pack(x)) == x, len(pack(x)) == 4 * len(FEATURES)
+    >>> unpack(pack(x)) == x, len(pack(x)) == 2 * len(FEATURES)
     (True, True)
     """
-    return array("f", (x[name] for name in FEATURES)).tobytes()
+    return _HALF.pack(*(min(HALF_MAX, max(-HALF_MAX, x[name])) for name in FEATURES))
 
 
 def unpack(data: bytes) -> dict[str, float]:
-    return dict(zip(FEATURES, array("f", data).tolist(), strict=True))
+    if len(data) == 4 * len(FEATURES):  # float32, from a changelog written before the features were halved
+        return dict(zip(FEATURES, array("f", data).tolist(), strict=True))
+    return dict(zip(FEATURES, _HALF.unpack(data), strict=True))
+
+
+HALF_MAX = 65504.0
+_HALF = struct.Struct(f"<{len(FEATURES)}e")
+_TIMES = struct.Struct("<qq")  # a snapshot's due and event times, in the changelog
+
+
+def pack_snapshots(snapshots: list[tuple[int, int, bytes]]) -> bytes:
+    """A customer's pending snapshots as one value for the changelog (fixed-size entries).
+
+    >>> s = [(9, 1, pack({name: 1.0 for name in FEATURES}))]
+    >>> unpack_snapshots(pack_snapshots(s)) == s
+    True
+    """
+    return b"".join(_TIMES.pack(due, ts) + (x if len(x) == _HALF.size else pack(unpack(x))) for due, ts, x in snapshots)
+
+
+def unpack_snapshots(data: bytes | list) -> list[tuple[int, int, bytes]]:
+    if type(data) is list:  # a changelog written before they were packed: (due, ts, features) each
+        return [(due, ts, x if len(x) == _HALF.size else pack(unpack(x))) for due, ts, x in data]
+    size = _TIMES.size + _HALF.size
+    return [(*_TIMES.unpack_from(data, i), data[i + _TIMES.size:i + size]) for i in range(0, len(data), size)]
+
+
+def digest(value: object) -> int:
+    """A 64-bit digest of a JSON-able value, the same in every process (unlike ``hash``).
+
+    >>> digest((1, "a", [("email", 2)])) == digest([1, "a", [["email", 2]]]) != digest((1, "a", []))
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(orjson.dumps(value), digest_size=8).digest(), "big")
 
 
 def partition_of(customer_id: str, partitions: int) -> int:
@@ -82,7 +120,7 @@ class CustomerStage:
         self.partition, self.partitions = partition, partitions
         self.customers: dict[str, CustomerState] = {}
         self.kinds: dict[str, dict[str, int]] = {}  # customer -> identifier counts by kind
-        self._emitted: dict[str, tuple] = {}  # customer -> what its last profile said that matters (``_meaning``)
+        self._emitted: dict[str, int] = {}  # customer -> what its last profile said that matters (``_meaning``)
         self.snapshots: dict[str, list[tuple[int, int, bytes]]] = {}  # customer -> pending churn snapshots
         self._due: list[tuple[int, str, int]] = []  # (due, customer, ts) of every pending snapshot
         self.timers = Timers()
@@ -489,21 +527,23 @@ class CustomerStage:
         version = self.churn_model(st.scored_at or as_of).version  # the version of its churn score
         return st.to_profile(as_of, dict(self.kinds.get(customer_id, {})), version)
 
-    def _meaning(self, st: CustomerState) -> tuple:
-        """What a profile says that is worth a new record (see ``Rules.profile_churn_step``)."""
-        return (st.purchases, st.returns, round(st.revenue, 2), st.journey_stage(), len(st.channels),
-                tuple(sorted(self.kinds.get(st.customer_id, {}).items())), st.carts.quantity, st.carts_started,
-                st.carts_abandoned, st.texts, st.contactable, len(st.consent_history),
-                int(st.churn_probability / self.rules.profile_churn_step))
+    def _meaning(self, st: CustomerState) -> int:
+        """What a profile says that is worth a new record (see ``Rules.profile_churn_step``), as a 64-bit digest
+        (kept per customer in the changelog: 8 bytes rather than the fields)."""
+        return digest((st.purchases, st.returns, round(st.revenue, 2), st.journey_stage(), len(st.channels),
+                       sorted(self.kinds.get(st.customer_id, {}).items()), st.carts.quantity, st.carts_started,
+                       st.carts_abandoned, st.texts, st.contactable, len(st.consent_history),
+                       int(st.churn_probability / self.rules.profile_churn_step)))
 
     def take_changes(self) -> dict[str, object | None]:
-        """Changed entries: ``c/<customer>`` -> (state, pending snapshots, identifier counts), None once
-        released; ``p/<partition>`` -> the partition's clock, position and messages still waiting."""
+        """Changed entries: ``c/<customer>`` -> (state, pending snapshots packed, identifier counts, last profile's
+        digest), None once released; ``p/<partition>`` -> the partition's clock, position and messages still
+        waiting."""
         out: dict[str, object | None] = {}
         for cid in self._changed:
             st = self.customers.get(cid)
-            out[f"c/{cid}"] = None if st is None else (st, self.snapshots.get(cid, []), self.kinds.get(cid, {}),
-                                                       self._emitted.get(cid))
+            out[f"c/{cid}"] = None if st is None else (st, pack_snapshots(self.snapshots.get(cid, [])),
+                                                       self.kinds.get(cid, {}), self._emitted.get(cid))
         self._changed.clear()
         out[f"p/{self.partition}"] = {k: getattr(self, k) for k in _PENDING}
         if self._published:
@@ -522,7 +562,7 @@ class CustomerStage:
                 self.customers[name[2:]] = st
                 if len(value) > 3 and value[3] is not None:  # type: ignore[arg-type]
                     self._emitted[name[2:]] = value[3]  # type: ignore[index]
-                for snap in snaps:
+                for snap in unpack_snapshots(snaps):
                     self._snapshot(name[2:], snap)
             elif name == f"p/{self.partition}":
                 for k, v in value.items():  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """State and checkpoints as an explicit, versioned encoding: what survives an upgrade.
 
 An encoded value is ``rapport-state:<format>\\n`` followed by JSON. Every class that state holds is
-registered here under a stable name (not its module path), with its fields by name: renaming or
+registered here under a stable name (not its module path), with its fields by name (a field at its
+default is left out, and decoding fills it in, so a released field's default never changes): renaming or
 moving a class, adding a field with a default, or dropping one does not break a changelog. Fields
 a newer release wrote and this one does not know are ignored; fields this one has and the value
 lacks take their defaults. A change that needs more bumps ``FORMAT`` and adds a migration.
@@ -83,6 +84,26 @@ _NAME = {cls: name for table in (DATACLASSES, OBJECTS, MODELS) for name, cls in 
 _FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls) if f.init) for cls in DATACLASSES.values()}
 
 
+def _default(f: dataclasses.Field) -> object:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else _NO_DEFAULT
+
+
+_NO_DEFAULT = object()
+#: Per dataclass, each field's default (a value equal to it, of the same type, is left out: decoding fills it).
+_DEFAULTS = {cls: {f.name: _default(f) for f in dataclasses.fields(cls) if f.init} for cls in DATACLASSES.values()}
+
+
+def _is_default(value: object, default: object) -> bool:
+    """``value`` is its field's default: the same type and equal (an empty deque of the same length bound)."""
+    if type(value) is not type(default):
+        return False
+    if type(value) is deque:
+        return not value and value.maxlen == default.maxlen  # type: ignore[attr-defined]
+    return value == default
+
+
 def libraries() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for lib in LIBRARIES:
@@ -156,7 +177,9 @@ class _Encoder:
         if name is None:
             raise TypeError(f"{t.__module__}.{t.__qualname__} is not registered in pipeline.core.encoding")
         if t in _FIELDS:
-            return {TAG: name, **{f: self.enc(getattr(v, f)) for f in _FIELDS[t]}}
+            defaults = _DEFAULTS[t]
+            return {TAG: name, **{f: self.enc(x) for f in _FIELDS[t]
+                                  if not _is_default(x := getattr(v, f), defaults[f])}}
         if isinstance(v, BaseModel):
             return {TAG: name, "m": v.model_dump(mode="json")}
         state = v.__getstate__() if hasattr(t, "__getstate__") and t.__getstate__ is not object.__getstate__ else vars(v)

@@ -33,6 +33,7 @@ from pipeline.core.versions import KEEP_EPOCHS
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Identifier, RawRecord
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
+from pipeline.drivers.codec import tune_gc
 from pipeline.drivers.generate import generate
 from pipeline.drivers.hostile import hostile
 from pipeline.drivers.replay import read_records
@@ -64,6 +65,7 @@ def identity_links(n_events: int, seed: int = 1) -> list[tuple[Identifier, ...]]
 def _engine(rules: Rules, hasher: Hasher, records: list[RawRecord]) -> tuple[Engine, float]:
     """Run the engine over ``records`` as replay does; returns it and the seconds the identity step took."""
     engine = Engine(rules, hasher, lambda: FIXED)
+    tune_gc()  # as ``build_engine`` does for replay and the worker
     resolve, spent = engine.identity.resolve, [0.0]
 
     def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
