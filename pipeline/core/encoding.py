@@ -95,6 +95,16 @@ _NO_DEFAULT = object()
 _DEFAULTS = {cls: {f.name: _default(f) for f in dataclasses.fields(cls) if f.init} for cls in DATACLASSES.values()}
 
 
+#: Per registered name: the class, its fields (name, default, default factory) and its ``__post_init__``.
+_Spec = tuple[type, tuple[tuple[str, Any, Any], ...], Any]
+_SPECS: dict[str, _Spec] = {
+    name: (cls, tuple((f.name, f.default, f.default_factory) for f in dataclasses.fields(cls) if f.init),
+           getattr(cls, "__post_init__", None))
+    for name, cls in DATACLASSES.items()}
+_set = object.__setattr__
+_NESTED = (dict, list)  # JSON values that may need decoding (scalars are themselves)
+
+
 def _is_default(value: object, default: object) -> bool:
     """``value`` is its field's default: the same type and equal (an empty deque of the same length bound)."""
     if type(value) is not type(default):
@@ -191,13 +201,17 @@ class _Decoder:
         self.pickled: list[object] = []
 
     def dec(self, v: Any) -> Any:
-        if type(v) is list:
-            return [self.dec(x) for x in v]
-        if type(v) is not dict:
+        t = type(v)
+        if t is list:
+            return [self.dec(x) if type(x) in _NESTED else x for x in v]
+        if t is not dict:
             return v
         tag = v.get(TAG)
         if tag is None:
             return {k: self.dec(x) for k, x in v.items()}
+        spec = _SPECS.get(tag)
+        if spec is not None:
+            return self._dataclass(tag, spec, v)
         if tag == "map":
             return {self._key(self.dec(k)): self.dec(x) for k, x in v["i"]}
         if tag == "tuple":
@@ -205,7 +219,7 @@ class _Decoder:
         if tag == "set":
             return {self._key(self.dec(x)) for x in v["i"]}
         if tag == "deque":
-            return deque((self.dec(x) for x in v["i"]), maxlen=v["max"])
+            return deque((self.dec(x) if type(x) in _NESTED else x for x in v["i"]), maxlen=v["max"])
         if tag == "bytes":
             return base64.b64decode(v["b"])
         if tag == "float":
@@ -218,8 +232,6 @@ class _Decoder:
             return self.pickled[-1]
         if tag == "ref":
             return self.pickled[v["n"]]
-        if tag in DATACLASSES:
-            return self._dataclass(tag, DATACLASSES[tag], v)
         if tag in MODELS:
             return MODELS[tag].model_validate(v["m"])
         if tag in OBJECTS:
@@ -237,21 +249,21 @@ class _Decoder:
     def _key(k: Any) -> Any:
         return tuple(k) if type(k) is list else k  # keys are hashable: tuples written as lists stay tuples
 
-    def _dataclass(self, name: str, cls: type, v: dict) -> object:
+    def _dataclass(self, name: str, spec: _Spec, v: dict) -> object:
+        cls, fields, post_init = spec
         obj = cls.__new__(cls)
-        for f in dataclasses.fields(cls):
-            if not f.init:
-                continue
-            if f.name in v:
-                value = self.dec(v[f.name])
-            elif f.default is not dataclasses.MISSING:
-                value = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                value = f.default_factory()
+        for field, default, factory in fields:
+            if field in v:
+                value = v[field]
+                if type(value) in _NESTED:
+                    value = self.dec(value)
+            elif default is not dataclasses.MISSING:
+                value = default
+            elif factory is not dataclasses.MISSING:
+                value = factory()
             else:
-                raise StateFormatError(f"a {name} value lacks its field {f.name!r}, which has no default")
-            object.__setattr__(obj, f.name, value)
-        post_init = getattr(cls, "__post_init__", None)
+                raise StateFormatError(f"a {name} value lacks its field {field!r}, which has no default")
+            _set(obj, field, value)
         if post_init is not None:
             post_init(obj)
         return obj
