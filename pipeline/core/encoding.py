@@ -81,7 +81,6 @@ PICKLED: tuple[type, ...] = (SentimentModel, ChurnModel)
 LIBRARIES = ("river", "kiwipiepy", "numpy")
 
 _NAME = {cls: name for table in (DATACLASSES, OBJECTS, MODELS) for name, cls in table.items()}
-_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls) if f.init) for cls in DATACLASSES.values()}
 
 
 def _default(f: dataclasses.Field) -> object:
@@ -92,7 +91,8 @@ def _default(f: dataclasses.Field) -> object:
 
 _NO_DEFAULT = object()
 #: Per dataclass, each field's default (a value equal to it, of the same type, is left out: decoding fills it).
-_DEFAULTS = {cls: {f.name: _default(f) for f in dataclasses.fields(cls) if f.init} for cls in DATACLASSES.values()}
+_ENCODED = {cls: (name, tuple((f.name, _default(f)) for f in dataclasses.fields(cls) if f.init))
+            for name, cls in DATACLASSES.items()}
 
 
 #: Per registered name: the class, its fields (name, default, default factory) and its ``__post_init__``.
@@ -159,6 +159,9 @@ class _Encoder:
         t = type(v)
         if v is None or t is str or t is bool or t is int:
             return v
+        spec = _ENCODED.get(t)
+        if spec is not None:
+            return self._dataclass(v, *spec)
         if t is float:
             return v if math.isfinite(v) else {TAG: "float", "v": repr(v)}
         if t is list:
@@ -186,14 +189,22 @@ class _Encoder:
         name = _NAME.get(t)
         if name is None:
             raise TypeError(f"{t.__module__}.{t.__qualname__} is not registered in pipeline.core.encoding")
-        if t in _FIELDS:
-            defaults = _DEFAULTS[t]
-            return {TAG: name, **{f: self.enc(x) for f in _FIELDS[t]
-                                  if not _is_default(x := getattr(v, f), defaults[f])}}
         if isinstance(v, BaseModel):
             return {TAG: name, "m": v.model_dump(mode="json")}
         state = v.__getstate__() if hasattr(t, "__getstate__") and t.__getstate__ is not object.__getstate__ else vars(v)
         return {TAG: name, **{k: self.enc(x) for k, x in state.items()}}
+
+
+    def _dataclass(self, v: object, name: str, fields: tuple[tuple[str, object], ...]) -> dict:
+        """Its fields by name, those at their default left out (``_is_default``, inlined for scalars)."""
+        out: dict[str, Any] = {TAG: name}
+        for field, default in fields:
+            x = getattr(v, field)
+            tx = type(x)
+            if tx is type(default) and (x == default if tx is not deque else _is_default(x, default)):
+                continue
+            out[field] = x if tx is str or tx is int or x is None or tx is bool else self.enc(x)
+        return out
 
 
 class _Decoder:
