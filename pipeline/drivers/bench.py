@@ -3,7 +3,8 @@
 Baseline: an orjson parse-and-dump pass over the same generated mixed traffic (at least 200k events),
 the least any JSON pipeline pays per event. Then decoding alone (validation and hashing), the whole
 engine as ``rapport replay`` runs it on one core (1 and 8 customer partitions in the process), the
-identity step's share of the engine's time, state bytes per customer, and ``rapport replay`` of a
+identity step's share of the engine's time, state bytes per customer, a partition's restore of 100k
+customers from their changelog entries, and ``rapport replay`` of a
 100k-event file end to end (a process of its own, start-up included), the engine on hostile records
 next to valid ones, and a long run's memories against their bounds. The machine is shared and noisy,
 so the ratio is the number to compare across runs.
@@ -24,12 +25,13 @@ from pathlib import Path
 import orjson
 
 from pipeline.core import encoding
+from pipeline.core.customers import CustomerStage
 from pipeline.core.engine import Engine
 from pipeline.core.identity import IdentityGraph
 from pipeline.core.ingest import KNOWN_VALUES, Ingest
 from pipeline.core.models import morphemes
-from pipeline.core.profile import KEEP_PURCHASES
-from pipeline.core.versions import KEEP_EPOCHS
+from pipeline.core.profile import DAY_MS, KEEP_PURCHASES
+from pipeline.core.versions import KEEP_EPOCHS, Versions
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Identifier, RawRecord
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
@@ -37,6 +39,7 @@ from pipeline.drivers.codec import tune_gc
 from pipeline.drivers.generate import generate
 from pipeline.drivers.hostile import hostile
 from pipeline.drivers.replay import read_records
+from pipeline.ops.statestore import decode_entries
 
 FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -136,6 +139,7 @@ def run(customers: int = 8000, runs: int = 2) -> list[tuple[str, str, str]]:
     state = sum(len(encoding.dumps(v)) for k, v in entries.items() if k.startswith(("c/", "i/", "n/", "a/")) and v)
     rows.append(("state per customer (changelog bytes)", f"{state / max(1, len(engine.customers)):,.0f} bytes",
                  f"{len(engine.customers):,} customers"))
+    rows.append(restore_row(entries))
     e2e, file_base = replay_end_to_end(lines[:100_000])
     rows.append(("rapport replay, 100k events end to end (start-up included)", f"{e2e:,.0f} events/s",
                  f"{e2e / file_base:.3f} of orjson on the file ({file_base:,.0f}/s)"))
@@ -153,6 +157,25 @@ def run(customers: int = 8000, runs: int = 2) -> list[tuple[str, str, str]]:
     rows += hostile_rows(rules, hasher, base)
     rows += memory_rows(rules, hasher)
     return rows
+
+
+def restore_row(entries: dict[str, object | None], customers: int = 100_000) -> tuple[str, str, str]:
+    """A partition's restore: ``customers`` changelog entries (copies of the engine's customers under new ids,
+    encoded as the worker writes them) decoded and rebuilt into a customer stage, broker reads excluded."""
+    templates = [(k[2:], encoding.dumps(v)) for k, v in entries.items() if k.startswith("c/") and v]
+    raw: dict[str, bytes | None] = {}
+    for n in range(customers):
+        cid, data = templates[n % len(templates)]
+        new = f"{cid}-{n}"
+        raw[f"c/{new}"] = data.replace(f'"customer_id":"{cid}"'.encode(), f'"customer_id":"{new}"'.encode(), 1)
+    size = sum(len(v) for v in raw.values() if v)
+    start = time.perf_counter()
+    stage = CustomerStage(Rules(), lambda: FIXED, Versions(DAY_MS), 0, 1)
+    stage.restore(decode_entries(raw))
+    seconds = time.perf_counter() - start
+    assert len(stage.customers) == customers
+    return (f"restore of {customers:,} customers (decode + rebuild, one core)", f"{seconds:,.1f} s",
+            f"{seconds / customers * 1e6:,.0f} µs a customer; {size / 1e6:,.0f} MB of entries")
 
 
 def hostile_rows(rules: Rules, hasher: Hasher, base: float, count: int = 20_000) -> list[tuple[str, str, str]]:
