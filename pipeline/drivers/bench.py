@@ -3,7 +3,7 @@
 Baseline: an orjson parse-and-dump pass over the same generated mixed traffic (at least 200k events),
 the least any JSON pipeline pays per event. Then decoding alone (validation and hashing), the whole
 engine as ``rapport replay`` runs it on one core (1 and 8 customer partitions in the process), the
-identity step's share of the engine's time, state bytes per customer, a partition's restore of 100k
+identity step's share of the engine's time and the step alone, state bytes per customer, a partition's restore of 100k
 customers from their changelog entries, and ``rapport replay`` of a
 100k-event file end to end (a process of its own, start-up included), the engine on hostile records
 next to valid ones, and a long run's memories against their bounds. The machine is shared and noisy,
@@ -145,6 +145,16 @@ def run(customers: int = 8000, runs: int = 2) -> list[tuple[str, str, str]]:
                  f"{e2e / file_base:.3f} of orjson on the file ({file_base:,.0f}/s)"))
 
     links = identity_links(200_000)
+
+    def identity_alone() -> int:
+        graph = IdentityGraph(rules)
+        for n, ids in enumerate(links):
+            graph.resolve(ids, n, str(n))
+        return len(links)
+
+    rate, _ = _best_of(runs, identity_alone)
+    rows.append(("identity step alone (synthetic links: devices, cookies, emails)", f"{rate:,.0f} events/s",
+                 f"{rate / base:.3f}"))
     tracemalloc.start()
     graph = IdentityGraph(rules)
     for n, ids in enumerate(links):
