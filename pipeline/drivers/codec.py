@@ -41,18 +41,12 @@ def build_engine(settings: Settings, now: Callable[[], datetime] = wall_clock, l
 
 def tune_gc() -> None:
     """Garbage collection for a stream of short-lived objects: the young generation is collected every
-    ``GC_YOUNG`` allocations instead of 700, and what is alive after start-up (the shipped Korean tables and
-    prior: hundreds of thousands of objects) is frozen out of the full collections. Once per process."""
-    global _gc_tuned
-    if not _gc_tuned:
-        _gc_tuned = True
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+    ``GC_YOUNG`` allocations instead of 700 (replay of 100k mixed records: 15.4 -> 13.5 s). Nothing is
+    frozen: a frozen engine dropped at a rebalance would never be collected."""
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 GC_YOUNG = 20_000
-_gc_tuned = False
 
 
 def value_bytes(emit: Emit) -> bytes | None:
