@@ -561,7 +561,8 @@ class CustomerStage:
                 st, snaps, self.kinds[name[2:]] = value[:3]  # type: ignore[index]
                 self.customers[name[2:]] = st
                 if len(value) > 3 and value[3] is not None:  # type: ignore[arg-type]
-                    self._emitted[name[2:]] = value[3]  # type: ignore[index]
+                    meaning = value[3]  # type: ignore[index]
+                    self._emitted[name[2:]] = meaning if type(meaning) is int else digest(meaning)  # (older: fields)
                 for snap in unpack_snapshots(snaps):
                     self._snapshot(name[2:], snap)
             elif name == f"p/{self.partition}":

@@ -237,11 +237,7 @@ class CustomerState:
             gap_mean = sum(gaps) / len(gaps)
             if len(gaps) > 1 and gap_mean > 0:
                 gap_cv = min(3.0, math.sqrt(sum((g - gap_mean) ** 2 for g in gaps) / len(gaps)) / gap_mean)
-        revenue = self.revenue
-        if later:
-            revenue = max(0.0, revenue - sum(p.total for p in self.purchase_log[len(log):]))
-        else:
-            revenue = max(0.0, revenue)
+        revenue = max(0.0, self.revenue - sum(p.total for p in self.purchase_log[len(log):]))
         log_recency = ln(recency)
         x = {  # the raw day and purchase counts are for the recency prior; the learner takes the logs
             "recency_days": recency,
