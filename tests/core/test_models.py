@@ -301,3 +301,37 @@ def test_checkpoints_with_the_old_naive_bayes_counts_restore():
     clone = pickle.loads(pickle.dumps(m))
     clone.langs["en"].__setstate__(state)
     assert clone.langs["en"].counts == m.langs["en"].counts and clone.score("great") == m.score("great")
+
+
+def test_our_adwin_and_figures_match_rivers_and_old_checkpoints_still_load():
+    """The monitor computes its figures itself and runs ADWIN on river's Rust core (no scipy at start-up):
+    the same drifts as ``river.drift.ADWIN``, the same rolling accuracy and log-loss as ``river.metrics``,
+    and a monitor pickled with river's metrics inside still loads (its figures start afresh)."""
+    import pickle
+    import random
+
+    from river import drift, metrics, utils
+
+    from pipeline.core.models.monitor import Adwin, Prequential
+
+    rng, ours, theirs = random.Random(1), Adwin(), drift.ADWIN()
+    for i in range(3000):
+        x = float(rng.random() < (0.1 if i < 1500 else 0.6))
+        ours.update(x)
+        theirs.update(x)
+        assert ours.drift_detected == theirs.drift_detected
+    m = Prequential(window=300, binary=True)
+    acc, loss = utils.Rolling(metrics.Accuracy, window_size=300), utils.Rolling(metrics.LogLoss, window_size=300)
+    for _ in range(1000):
+        y = rng.random() < 0.4
+        p = min(1.0, max(0.0, 0.4 + (0.3 if y else -0.1) + rng.gauss(0, 0.25)))
+        m.update(y, p >= 0.5, p)
+        acc.update(y, p >= 0.5)
+        loss.update(y, p)
+    assert abs(m.figures()["accuracy"] - acc.get()) < 1e-9 and abs(m.figures()["logloss"] - loss.get()) < 1e-4  # (clipping at 0 and 1 differs slightly)
+    old = Prequential.__new__(Prequential)
+    old.__dict__.update({"name": "churn", "accuracy": acc, "logloss": loss, "auc": metrics.RollingROCAUC(window_size=300),
+                         "adwin": theirs, "labels": 7, "drifts": 1})
+    restored = pickle.loads(pickle.dumps(old))
+    assert (restored.labels, restored.drifts, restored.binary) == (7, 1, True)
+    assert restored.update(True, True, 0.9) is False and restored.figures()["accuracy"] == 1.0
