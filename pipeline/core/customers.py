@@ -122,7 +122,7 @@ class CustomerStage:
         self.kinds: dict[str, dict[str, int]] = {}  # customer -> identifier counts by kind
         self._emitted: dict[str, int] = {}  # customer -> what its last profile said that matters (``_meaning``)
         self.snapshots: dict[str, list[tuple[int, int, bytes]]] = {}  # customer -> pending churn snapshots
-        self._due: list[tuple[int, str, int]] = []  # (due, customer, ts) of every pending snapshot
+        self._due: list[tuple[int, str, int]] = []  # (due, customer, ts) of every pending snapshot (and stale ones)
         self.timers = Timers()
         self.policy = Policy(rules)
         self.watermark: int | None = None
@@ -180,12 +180,14 @@ class CustomerStage:
             if cid in self._waiting:  # its purchases are not all here yet: labelled after the fold
                 self._deferred.setdefault(cid, []).append((due, cid, ts))
                 continue
+            pending = self.snapshots.get(cid, [])
+            x = next((x for d, t, x in pending if (d, t) == (due, ts)), None)
             st = self.customers.get(cid)
-            if st is not None:
-                x = unpack(next(x for d, t, x in self.snapshots[cid] if (d, t) == (due, ts)))
-                self.snapshots[cid] = [s for s in self.snapshots[cid] if (s[0], s[1]) != (due, ts)]
-                self._labels.append(Label(due, cid, ts, x, not st.purchased_between(ts, due)))
-                self._changed[cid] = None
+            if x is None or st is None:  # released, erased or rolled back since it was due (the heap keeps it)
+                continue
+            self.snapshots[cid] = [s for s in pending if (s[0], s[1]) != (due, ts)]
+            self._labels.append(Label(due, cid, ts, unpack(x), not st.purchased_between(ts, due)))
+            self._changed[cid] = None
 
     def take_labels(self) -> tuple[int, list[Label]] | None:
         """Labels computed since the last call, and the epoch they are complete through; None if nothing new."""
@@ -265,9 +267,7 @@ class CustomerStage:
         else:
             self.kinds[cid] = kinds
         if snapshots or cid in self.snapshots:
-            self.snapshots[cid] = snapshots
-            self._due = [d for d in self._due if d[1] != cid or (d[0], d[2]) in {(s[0], s[1]) for s in snapshots}]
-            heapq.heapify(self._due)
+            self.snapshots[cid] = snapshots  # (a due time of one it drops stays in ``_due``: ``observe`` skips it)
         del self._out[emitted:]
         if meaning is None:
             self._emitted.pop(cid, None)
@@ -552,7 +552,7 @@ class CustomerStage:
 
     @property
     def pending_snapshots(self) -> int:
-        return len(self._due)
+        return sum(len(snaps) for snaps in self.snapshots.values())
 
     def restore(self, entries: dict[str, object]) -> None:
         """Rebuild this partition's customers from changelog entries (others' entries are skipped)."""

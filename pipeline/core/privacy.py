@@ -26,7 +26,6 @@ Each customer reached gives one ``privacy.results.v1`` record (``part`` of ``par
 """
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -120,10 +119,7 @@ def erase(stage: CustomerStage, cid: str) -> dict[str, int]:
     from pipeline.core.customers import TIMER_KINDS
 
     st = stage.customers.pop(cid, None)
-    snapshots = stage.snapshots.pop(cid, [])
-    if snapshots:
-        stage._due = [d for d in stage._due if d[1] != cid]
-        heapq.heapify(stage._due)
+    snapshots = stage.snapshots.pop(cid, [])  # (their due times stay in the heap: ``observe`` skips them)
     timers = stage.timers.of(cid, TIMER_KINDS)
     stage.timers.cancel_all(cid, TIMER_KINDS)
     stage.kinds.pop(cid, None)

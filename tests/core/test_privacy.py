@@ -119,3 +119,17 @@ def test_bad_requests_go_to_the_dlq_with_the_reason():
     assert len(letters) == len(bad) and not of(out, "privacy.results.v1")
     assert {d.error_type for d in letters} == {"validation", "invalid_json", "not_an_object"}
     assert "type" in letters[0].error_detail and "request_id" in letters[1].error_detail
+
+
+def test_a_customer_reborn_after_its_survivor_was_erased_gets_none_of_its_old_churn_snapshots():
+    """Ann is merged into Bob, Bob is erased, Ann comes back under her old customer id (ids derive from an
+    identifier): the due times of the snapshots she had before the merge are stale, and are skipped."""
+    from tests.helpers import pos
+
+    day, ann, bob = 24 * 60, {"email": "ann@example.com"}, {"user_id": "u-bob"}
+    e = make_engine()
+    out = run(e, pos(0, bob), pos(5, ann), pos(8 * day, ann), click(10 * day, {**ann, **bob}, "page_view"),
+              privacy(11 * day, bob, "erase"), pos(12 * day, ann), click(200 * day, ann, "page_view"))
+    merge = of(out, "identity.merges.v1")[0]
+    assert e.customers[merge.absorbed_customer_id].purchases == 1  # reborn, with only what came after
+    assert e.stats["churn_labels"] >= 1 and not any(k.startswith("errors") and v for k, v in e.stats.items())
