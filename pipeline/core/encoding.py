@@ -105,15 +105,6 @@ _set = object.__setattr__
 _NESTED = (dict, list)  # JSON values that may need decoding (scalars are themselves)
 
 
-def _is_default(value: object, default: object) -> bool:
-    """``value`` is its field's default: the same type and equal (an empty deque of the same length bound)."""
-    if type(value) is not type(default):
-        return False
-    if type(value) is deque:
-        return not value and value.maxlen == default.maxlen  # type: ignore[attr-defined]
-    return value == default
-
-
 def libraries() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for lib in LIBRARIES:
@@ -196,12 +187,13 @@ class _Encoder:
 
 
     def _dataclass(self, v: object, name: str, fields: tuple[tuple[str, object], ...]) -> dict:
-        """Its fields by name, those at their default left out (``_is_default``, inlined for scalars)."""
+        """Its fields by name, those at their default left out: the same type and equal (an empty deque of the
+        same length bound)."""
         out: dict[str, Any] = {TAG: name}
         for field, default in fields:
             x = getattr(v, field)
             tx = type(x)
-            if tx is type(default) and (x == default if tx is not deque else _is_default(x, default)):
+            if tx is type(default) and (x == default if tx is not deque else not x and x.maxlen == default.maxlen):  # type: ignore[attr-defined]
                 continue
             out[field] = x if tx is str or tx is int or x is None or tx is bool else self.enc(x)
         return out

@@ -94,7 +94,7 @@ def shallow_copy(obj: object) -> object:
     cls = type(obj)
     new = cls.__new__(cls)
     for name in cls.__slots__:  # type: ignore[attr-defined]
-        setattr(new, name, getattr(obj, name))
+        _set(new, name, getattr(obj, name))
     return new
 
 
