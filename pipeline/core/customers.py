@@ -44,7 +44,8 @@ from schemas.outbound import OUTBOUND, ConsentChange, Profile, ReviewScore, Trig
 #: Trigger type -> its outbound topic, from the contract models.
 TRIGGER_TOPICS = {m.model_fields["type"].default: t for t, m in OUTBOUND.items() if issubclass(m, Trigger)}
 CHURN = "churn"  # timer kind: re-score a quiet customer
-TIMER_KINDS = (CHURN, *(t.name for t in REGISTRY))
+PROFILE = "profile"  # timer kind: send the profile changes coalesced since the last one
+TIMER_KINDS = (CHURN, PROFILE, *(t.name for t in REGISTRY))
 
 
 #: The churn features' names, in the order ``CustomerState.features`` gives them.
@@ -142,6 +143,7 @@ class CustomerStage:
         self._window_ms = int(rules.cart_abandon_window_s * 1000)
         self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
         self._horizon_ms = int(rules.churn_horizon_days * DAY_MS)
+        self._coalesce_ms = int(rules.profile_coalesce_s * 1000)
 
     # ---- what the trigger modules may ask (``triggers.base.Stage``) ------------------------------
 
@@ -222,9 +224,11 @@ class CustomerStage:
                     if st.scored_at is not None:
                         at = st.scored_at + self._snapshot_ms
                         self._churn(st, at, f"quiet:{cid}:{at}")
+                elif kind == PROFILE:
+                    st.profile_due = None  # the coalescing interval is over: ``_touched`` sends what changed
                 else:
                     BY_NAME[kind].on_timer(self, st, at)
-                self._touched(cid)
+                self._touched(cid, at)
             except Exception as e:  # noqa: BLE001 - a failing timer must not stop the partition
                 self._roll_back(cid, saved)
                 raw = f'{{"timer": "{kind}", "customer_id": "{cid}", "at": "{to_dt(at).isoformat()}"}}'.encode()
@@ -304,7 +308,7 @@ class CustomerStage:
         if self._faults:  # after the state changed: a failure here must roll it back
             inject(self._faults, "customers", ev.event_id)
         self._churn(st, ev.ts, ev.event_id)
-        self._touched(st.customer_id)
+        self._touched(st.customer_id, ev.ts)
 
     def _state(self, st: CustomerState, ev: Event, r: Routed) -> Applied:
         """The event's effect on the customer's behaviour, purchases, texts and consent."""
@@ -393,7 +397,8 @@ class CustomerStage:
         """The customer's identifiers changed without an event of theirs (one was found shared)."""
         if customer_id in self.customers:
             self.kinds[customer_id] = kinds
-            self._touched(customer_id)
+            st = self.customers[customer_id]
+            self._touched(customer_id, max(st.last_seen, st.scored_at or st.last_seen))
 
     def fold(self, m: Merge, handover: Handover, watermark: int | None) -> None:
         """Fold a customer merged into one of ours at event time ``m.ts``."""
@@ -411,7 +416,7 @@ class CustomerStage:
             if t.after_merge is not None:
                 t.after_merge(self, survivor)
         self._schedule_all(survivor)
-        self._touched(m.survivor)
+        self._touched(m.survivor, m.ts)
 
     def _schedule_all(self, st: CustomerState) -> None:
         """Every timer of the customer, from its state (after a restore or a fold)."""
@@ -420,6 +425,8 @@ class CustomerStage:
                 self.timers.schedule(t.name, st.customer_id, at)
         if st.scored_at is not None:
             self.timers.schedule(CHURN, st.customer_id, st.scored_at + self._snapshot_ms)
+        if st.profile_due is not None:
+            self.timers.schedule(PROFILE, st.customer_id, st.profile_due)
 
     # ---- messages, when the stages run in different processes -------------------------------------
 
@@ -507,18 +514,26 @@ class CustomerStage:
         out, self._out = self._out, []
         return out
 
-    def _touched(self, cid: str) -> None:
-        """The customer changed (an event, a timer, a merge): its state entry is due, and a profile when
-        something meaningful changed. The profile is the state at that change, so it is the same whatever
-        the batches (clicks alone update the next one)."""
+    def _touched(self, cid: str, now: int) -> None:
+        """The customer changed at event time ``now`` (an event, a timer, a merge): its state entry is due, and a
+        profile when something meaningful changed, coalesced: the first change after a quiet interval
+        (``Rules.profile_coalesce_s``) goes out at once; the changes within the interval after it go out in one
+        profile when the watermark passes its end (a timer). A profile is the state at that change or that
+        timer, so it is the same whatever the batches (clicks alone update the next one)."""
         self._changed[cid] = None
         st = self.customers.get(cid)
         if st is None or st.suppressed:  # erased by a request, or its processing stopped: no profile
             return
         meaning = self._meaning(st)
-        if self._emitted.get(cid) != meaning:
-            self._emitted[cid] = meaning
-            self._out.append(Emit("profiles.v1", cid, self.profile(cid)))
+        if self._emitted.get(cid) == meaning or st.profile_due is not None:  # (an open interval sends at its end)
+            return
+        if self._coalesce_ms and st.profiled_at is not None and now < st.profiled_at + self._coalesce_ms:
+            st.profile_due = st.profiled_at + self._coalesce_ms
+            self.timers.schedule(PROFILE, cid, st.profile_due)
+            return
+        st.profiled_at = now
+        self._emitted[cid] = meaning
+        self._out.append(Emit("profiles.v1", cid, self.profile(cid)))
 
     def profile(self, customer_id: str) -> Profile:
         """The customer's profile as of its latest event or churn score."""

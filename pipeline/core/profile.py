@@ -67,6 +67,8 @@ class CustomerState:
     triggers: dict[str, Any] = field(default_factory=dict)  # trigger type -> its module's state (``absorb``s)
     recent_events: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_RECENT_EVENTS))
     suppressed: bool = False  # a privacy request stopped its processing: no trigger, no profile
+    profiled_at: int | None = None  # event time of the latest profile sent (coalescing: ``CustomerStage._touched``)
+    profile_due: int | None = None  # the changes since then go out in one profile when the watermark passes this
 
     def __setstate__(self, state: tuple | dict) -> None:
         set_fields(self, state[1] if isinstance(state, tuple) else state)  # (None, slots) from object.__getstate__

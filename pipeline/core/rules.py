@@ -72,6 +72,10 @@ class Rules(BaseModel):
         "A new profile goes out when something meaningful changed (purchases, revenue, journey stage, channels, "
         "identifiers, cart, abandonments, texts, consent) or the churn probability moved by this much; clicks "
         "alone update the next one."))
+    profile_coalesce_s: float = Field(300.0, ge=0, description=(
+        "Profiles are coalesced per customer over this much event time: the first meaningful change after a quiet "
+        "interval goes out at once, later ones in one record when the watermark passes the interval's end "
+        "(0 = every meaningful change at once)."))
     # Scale-out
     customer_partitions: int = Field(1, ge=1, le=1024, description=(
         "Partitions of customers (the stateful per-customer stage); a customer lives on one of them."))

@@ -1,5 +1,6 @@
 """Scripted journeys through the whole core, without a broker."""
 import math
+from datetime import timedelta
 
 import orjson
 
@@ -112,6 +113,18 @@ def test_merge_folds_state_and_retires_the_absorbed_id(engine):
     later = run(engine, add(20, {"anonymous_id": "cookie-1"}, "SKU-2"))
     assert {p.customer_id for p in of(later, "profiles.v1")} == {m.surviving_customer_id}
     assert of(run(engine, click(21, {"anonymous_id": "cookie-1"}, "page_view")), "profiles.v1") == []  # no news
+
+
+def test_profiles_are_coalesced_over_five_minutes_of_event_time(engine):
+    kim = {"user_id": "u-kim"}
+    [first] = of(run(engine, add(0, kim, "SKU-1"), add(1, kim, "SKU-2"), add(2, kim, "SKU-3")), "profiles.v1")
+    assert first.cart_items == 1  # the first change at once; the next two wait for the interval's end (5 min)
+    [coalesced] = of(run(engine, click(11, kim, "page_view")), "profiles.v1")  # the watermark (11 - 5 min) passes it
+    assert coalesced.cart_items == 3 and coalesced.as_of == first.as_of + timedelta(minutes=2)
+    assert [p.cart_items for p in of(run(engine, add(12, kim, "SKU-4")), "profiles.v1")] == [4]  # a new interval
+    out = run(engine, add(13, kim, "SKU-5"), click(14, kim, "remove_from_cart", product={"sku": "SKU-5", "price": 1.0,
+                                                                                        "quantity": 1}), click(30, kim, "page_view"))
+    assert of(out, "profiles.v1") == []  # what the interval changed, it undid: nothing to say
 
 
 def test_two_customers_with_different_user_ids_are_never_merged(engine):

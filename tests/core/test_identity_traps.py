@@ -110,7 +110,7 @@ def test_engine_records_a_shared_identifier_and_dead_letters_events_that_only_ca
 
     from tests.helpers import click, make_engine, of, run
 
-    engine = make_engine()
+    engine = make_engine(profile_coalesce_s=0)  # every profile change at once
     tablet = {"device_id": SHARED["device_id"]}
     out = run(engine, click(0, {"user_id": "a", **tablet}, "login"), click(1, {"user_id": "b", **tablet}, "login"),
               click(2, tablet, "page_view"))
