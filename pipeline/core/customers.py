@@ -188,7 +188,7 @@ class CustomerStage:
             if x is None or st is None:  # released, erased or rolled back since it was due (the heap keeps it)
                 continue
             self.snapshots[cid] = [s for s in pending if (s[0], s[1]) != (due, ts)]
-            self._labels.append(Label(due, cid, ts, unpack(x), not st.purchased_between(ts, due)))
+            self._labels.append(Label(due, ts, unpack(x), not st.purchased_between(ts, due)))
             self._changed[cid] = None
 
     def take_labels(self) -> tuple[int, list[Label]] | None:
@@ -524,8 +524,10 @@ class CustomerStage:
         st = self.customers.get(cid)
         if st is None or st.suppressed:  # erased by a request, or its processing stopped: no profile
             return
+        if st.profile_due is not None:  # an open interval: its end sends what changed
+            return
         meaning = self._meaning(st)
-        if self._emitted.get(cid) == meaning or st.profile_due is not None:  # (an open interval sends at its end)
+        if self._emitted.get(cid) == meaning:
             return
         if self._coalesce_ms and st.profiled_at is not None and now < st.profiled_at + self._coalesce_ms:
             st.profile_due = st.profiled_at + self._coalesce_ms

@@ -3,7 +3,8 @@
 Customers live on many partitions, and each scores churn with the model. For every deployment to score
 with the same model at the same event time, the model is versioned by *epochs* of event time
 (``model_epoch_hours``, a day by default). The version in effect in epoch ``k`` has learned every label
-due before epoch ``k - 1``, in one canonical order (due time, customer, snapshot time), and nothing else.
+due before epoch ``k - 1``, in one canonical order (due time, snapshot time, features, outcome), and nothing
+else. A label names no customer: what the learner holds until it learns is anonymous.
 
 Each customer partition computes the labels of its customers when its watermark passes them, and
 reports them with how far it is complete (``through``: every label due in that epoch or before). The
@@ -17,7 +18,7 @@ learning each label the moment it is due.
 >>> learner = ChurnLearner(ChurnModel(horizon_ms=10), partitions=2, epoch_ms=100)
 >>> learner.start(250).keys()           # the first watermark: epochs 2 and 3 use the untrained model
 dict_keys([2, 3])
->>> learner.report(0, through=2, labels=[Label(250, "c1", 240, {"recency_days": 1.0}, True)])
+>>> learner.report(0, through=2, labels=[Label(250, 240, {"recency_days": 1.0}, True)])
 {}
 >>> sorted(learner.report(1, through=3, labels=[]))   # both complete through 2: epoch 2 learned
 [4]
@@ -35,18 +36,18 @@ from pipeline.core.models.churn import ChurnModel
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """A churn snapshot whose horizon has passed: ``churned`` is whether no purchase followed in time."""
+    """A churn snapshot whose horizon has passed: ``churned`` is whether no purchase followed in time. It names
+    no customer (the learner needs none, and holds it until its epoch is learned)."""
 
     due: int
-    customer_id: str
     ts: int
     x: dict[str, float]
     churned: bool
 
     @property
-    def order(self) -> tuple[int, str, int]:
-        """Canonical learning order (a customer has at most one snapshot at one time)."""
-        return self.due, self.customer_id, self.ts
+    def order(self) -> tuple:
+        """Canonical learning order, the same whatever the partitioning (labels equal in it are alike)."""
+        return self.due, self.ts, tuple(self.x.values()), self.churned
 
 
 #: Versions kept per partition (epochs): scores of older event times (far out of order) use the oldest kept.

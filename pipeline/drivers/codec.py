@@ -103,7 +103,7 @@ def progress_bytes(p: Progress) -> bytes:
 
 
 def report_bytes(r: LabelReport) -> bytes:
-    return orjson.dumps({"labels": [(lb.due, lb.customer_id, lb.ts, lb.x, lb.churned) for lb in r.labels],
+    return orjson.dumps({"labels": [(lb.due, lb.ts, lb.x, lb.churned) for lb in r.labels],
                          "p": r.partition, "through": r.through})
 
 
@@ -114,7 +114,7 @@ def internal_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int] | Pro
     if "caught_up" in d:
         return Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["as_of"], d["pos"], d["by"])
     if "labels" in d:
-        return LabelReport(d["p"], d["through"], [Label(*lb) for lb in d["labels"]])
+        return LabelReport(d["p"], d["through"], [Label(*lb[-4:]) for lb in d["labels"]])  # (older: a customer id 2nd)
     topic, partition = d["s"]
     return _event_from(d), (topic, partition), d["o"]
 

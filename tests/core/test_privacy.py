@@ -43,6 +43,15 @@ def test_erase_removes_the_customer_everywhere_and_only_them():
     assert fresh.page_views == 1 and not fresh.consent_history and not fresh.carts
 
 
+def test_the_churn_learner_holds_no_customer_id_in_the_labels_it_waits_to_learn():
+    e = make_engine(churn_horizon_days=0.01, churn_snapshot_every_days=0.005, model_epoch_hours=1)
+    run(e, *journey(KIM, 0), click(40, LEE, "page_view"))  # Kim's labels are due at 15-20 min; epoch 0 ends at 60
+    kim = e.identity.owner[e.hasher.identifier("email", "kim@example.kr").key]
+    assert e.learner.pending  # Kim's labels wait for their epoch
+    run(e, privacy(41, {"email": "kim@example.kr"}, "erase"))
+    assert kim not in state_text(e) and kim not in str({k: dumps(v) for k, v in e.models().items()})
+
+
 def test_erase_reaches_every_customer_merged_into_the_survivor():
     e = make_engine()
     out = run(e, click(0, {"anonymous_id": "cookie-a"}, "page_view"), click(1, {"user_id": "u-1"}, "page_view"),
