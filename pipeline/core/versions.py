@@ -3,8 +3,8 @@
 Customers live on many partitions, and each scores churn with the model. For every deployment to score
 with the same model at the same event time, the model is versioned by *epochs* of event time
 (``model_epoch_hours``, a day by default). The version in effect in epoch ``k`` has learned every label
-due before epoch ``k - 1``, in one canonical order (due time, snapshot time, features, outcome), and nothing
-else. A label names no customer: what the learner holds until it learns is anonymous.
+due before epoch ``k - 1``, in one canonical order (due time, then shuffled by a digest of the label), and
+nothing else. A label names no customer: what the learner holds until it learns is anonymous.
 
 Each customer partition computes the labels of its customers when its watermark passes them, and
 reports them with how far it is complete (``through``: every label due in that epoch or before). The
@@ -27,9 +27,12 @@ dict_keys([2, 3])
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import orjson
 
 from pipeline.core.models.churn import ChurnModel
 
@@ -45,9 +48,12 @@ class Label:
     churned: bool
 
     @property
-    def order(self) -> tuple:
-        """Canonical learning order, the same whatever the partitioning (labels equal in it are alike)."""
-        return self.due, self.ts, tuple(self.x.values()), self.churned
+    def order(self) -> tuple[int, bytes]:
+        """Canonical learning order: by due time, then shuffled by a digest of the rest (a sorted stream would
+        teach an online model in a biased order). The same whatever the partitioning; labels equal in it are
+        alike."""
+        rest = orjson.dumps((self.ts, self.x, self.churned))
+        return self.due, hashlib.blake2b(rest, digest_size=8).digest()
 
 
 #: Versions kept per partition (epochs): scores of older event times (far out of order) use the oldest kept.
