@@ -61,7 +61,10 @@ def pack(x: dict[str, float]) -> bytes:
     >>> unpack(pack(x)) == x, len(pack(x)) == 2 * len(FEATURES)
     (True, True)
     """
-    return _HALF.pack(*(min(HALF_MAX, max(-HALF_MAX, x[name])) for name in FEATURES))
+    try:
+        return _HALF.pack(*map(x.__getitem__, FEATURES))
+    except OverflowError:  # a feature beyond float16's range: clamped
+        return _HALF.pack(*(min(HALF_MAX, max(-HALF_MAX, x[name])) for name in FEATURES))
 
 
 def unpack(data: bytes) -> dict[str, float]:
@@ -366,6 +369,7 @@ class CustomerStage:
             return  # a late event: the customer was already scored at a later time
         x = st.features(ts)
         p = st.churn_probability = self.churn_model(ts).predict(x)
+        st.churn_high = p >= (self.rules.churn_rearm_below if st.churn_high else self.rules.churn_threshold)
         st.scored_at = ts
         self.timers.schedule(CHURN, st.customer_id, ts + self._snapshot_ms)
         if st.last_snapshot is None or ts - st.last_snapshot >= self._snapshot_ms:
@@ -545,12 +549,14 @@ class CustomerStage:
         return st.to_profile(as_of, dict(self.kinds.get(customer_id, {})), version)
 
     def _meaning(self, st: CustomerState) -> int:
-        """What a profile says that is worth a new record (see ``Rules.profile_churn_step``), as a 64-bit digest
-        (kept per customer in the changelog: 8 bytes rather than the fields)."""
+        """What a profile says that is worth a new record, as a 64-bit digest (kept per customer in the changelog:
+        8 bytes rather than the fields): purchases, returns, revenue, journey stage, channels, identifiers, cart,
+        abandonments, texts, consent, and the churn risk level. The level is high from ``Rules.churn_threshold``
+        until the probability falls below ``Rules.churn_rearm_below``; the probability's drift alone, as a quiet
+        customer is re-scored every week, is not news (it updates the next profile)."""
         return digest((st.purchases, st.returns, round(st.revenue, 2), st.journey_stage(), len(st.channels),
                        sorted(self.kinds.get(st.customer_id, {}).items()), st.carts.quantity, st.carts_started,
-                       st.carts_abandoned, st.texts, st.contactable, len(st.consent_history),
-                       int(st.churn_probability / self.rules.profile_churn_step)))
+                       st.carts_abandoned, st.texts, st.contactable, len(st.consent_history), st.churn_high))
 
     def take_changes(self) -> dict[str, object | None]:
         """Changed entries: ``c/<customer>`` -> (state, pending snapshots packed, identifier counts, last profile's

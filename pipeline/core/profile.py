@@ -61,6 +61,7 @@ class CustomerState:
     consent: dict[str, bool] = field(default_factory=dict)
     consent_history: list[ConsentChange] = field(default_factory=list)
     churn_probability: float = 0.5
+    churn_high: bool = False  # at or above the alert threshold, until below the re-arm level (its profile's news)
     last_snapshot: int | None = None
     scored_at: int | None = None  # event time of the latest churn score (an event, or a quiet period's timer)
     fired: dict[str, list[int]] = field(default_factory=dict)
@@ -194,6 +195,7 @@ class CustomerState:
         for change in other.consent_history:
             self.consent_changed(change)
         self.churn_probability = max(self.churn_probability, other.churn_probability)
+        self.churn_high = self.churn_high or other.churn_high
         for name, theirs in other.triggers.items():  # each trigger module's own state folds itself
             mine = self.triggers.get(name)
             self.triggers[name] = theirs if mine is None else mine.absorb(theirs)

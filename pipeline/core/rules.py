@@ -68,10 +68,6 @@ class Rules(BaseModel):
         "due before the previous epoch, so every deployment scores with the same version (must exceed the "
         "allowed lateness)."))
     # Profiles
-    profile_churn_step: float = Field(0.02, gt=0, le=1, description=(
-        "A new profile goes out when something meaningful changed (purchases, revenue, journey stage, channels, "
-        "identifiers, cart, abandonments, texts, consent) or the churn probability moved by this much; clicks "
-        "alone update the next one."))
     profile_coalesce_s: float = Field(300.0, ge=0, description=(
         "Profiles are coalesced per customer over this much event time: the first meaningful change after a quiet "
         "interval goes out at once, later ones in one record when the watermark passes the interval's end "

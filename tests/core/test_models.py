@@ -82,13 +82,15 @@ def test_churn_label_uses_only_purchases_up_to_the_horizon():
     assert st.purchased_between(0, 96 * DAY_MS)
 
 
-def test_churn_snapshot_is_learned_only_when_its_label_is_known():
-    m = ChurnModel(horizon_ms=90 * DAY_MS, warmup=1)
-    m.snapshot("c", 0, {"recency_days": 0.0, "purchases": 1.0})
-    assert m.due(89 * DAY_MS) == [] and m.learned == 0
-    [snap] = m.due(90 * DAY_MS)
-    m.learn(snap.x, True)
-    assert m.learned == 1 and 0 <= m.predict(snap.x) <= 1
+def test_churn_snapshot_is_labelled_only_once_the_watermark_passes_its_horizon():
+    from tests.helpers import click, make_engine, order, run
+
+    engine = make_engine(churn_horizon_days=1, model_epoch_hours=1)
+    labels = lambda: engine.learner.model.learned + sum(map(len, engine.learner.pending.values()))  # noqa: E731
+    run(engine, order(0, {"user_id": "c"}), click(24 * 60 + 4, {"user_id": "d"}, "page_view"))
+    assert labels() == 0  # the watermark (5 minutes behind) is just short of the first snapshot's horizon
+    run(engine, click(24 * 60 + 6, {"user_id": "d"}, "page_view"))
+    assert labels() == 1
 
 
 def test_churn_features_never_see_the_future():

@@ -14,28 +14,16 @@ each burst and ranked customers worse than recency alone on real purchase logs. 
 and a d x d matrix (d = number of features + 1, about 30).
 
 >>> m = ChurnModel(horizon_ms=10, warmup=2)
->>> m.snapshot("c1", ts=0, x={"recency_days": 1.0, "purchases": 1.0})
->>> m.due(watermark=9), [s.customer_id for s in m.due(watermark=10)]
-([], ['c1'])
+>>> round(m.predict({"recency_days": 60.0, "purchases": 2.0, "log_mean_gap": 3.4}), 3)  # untrained: the recency prior
+0.674
 """
 from __future__ import annotations
 
-import heapq
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.core.models.monitor import Prequential
-
-
-@dataclass(order=True, slots=True)
-class Snapshot:
-    due: int
-    seq: int
-    customer_id: str = field(compare=False)
-    ts: int = field(compare=False)
-    x: dict[str, float] = field(compare=False)
 
 
 def recency_prior(x: dict[str, float]) -> float:
@@ -107,8 +95,6 @@ class ChurnModel:
         self.horizon_ms = horizon_ms
         self.warmup = warmup
         self.learned = 0
-        self._seq = 0
-        self._pending: list[Snapshot] = []
         # Raw day and purchase counts are left to the prior: a linear term in them extrapolates badly
         # as the customer base ages (their logs are features).
         self._model = OnlineLogit(skip=("recency_days", "purchases"))
@@ -118,10 +104,6 @@ class ChurnModel:
     def version(self) -> str:
         return f"{self.family}.{self.learned}"
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     def predict(self, x: dict[str, float]) -> float:
         prior = recency_prior(x)
         w = min(1.0, self.learned / self.warmup) if self.warmup else 1.0
@@ -130,16 +112,6 @@ class ChurnModel:
         p = self._model.predict_one(x)
         out = (1 - w) * prior + w * p
         return 0.0 if math.isnan(out) else min(1.0, max(0.0, out))
-
-    def snapshot(self, customer_id: str, ts: int, x: dict[str, float]) -> None:
-        self._seq += 1
-        heapq.heappush(self._pending, Snapshot(ts + self.horizon_ms, self._seq, customer_id, ts, x))
-
-    def due(self, watermark: int | None) -> list[Snapshot]:
-        out = []
-        while self._pending and watermark is not None and self._pending[0].due <= watermark:
-            out.append(heapq.heappop(self._pending))
-        return out
 
     def learn(self, x: dict[str, float], churned: bool) -> bool:
         """Score the estimate this snapshot had (prequential), then learn its label. True on drift."""
