@@ -13,7 +13,7 @@ input has been silent for a while, the wall clock may move it on (a cart still f
 490
 >>> t = Timers()
 >>> t.schedule("cart", "c1", 95); t.schedule("cart", "c2", 85); t.schedule("cart", "c1", 120)
->>> t.next_due(100), t.next_due(100)   # c1 was rescheduled to 120
+>>> t.next_due(100, ("cart",)), t.next_due(100, ("cart",))   # c1 was rescheduled to 120
 ((85, 'cart', 'c2'), None)
 """
 from __future__ import annotations
@@ -43,25 +43,39 @@ class Watermark:
 
 class Timers:
     """One timer service for every kind: one pending fire time per (kind, customer); rescheduling
-    replaces it, ``cancel`` drops it. Due timers come out in (time, kind, customer) order."""
+    replaces it, ``cancel`` drops it. Due timers come out in (time, kind, customer) order, of the kinds
+    asked for (a heap per kind, so that one clock's timers can fire while another's wait)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, str, str]] = []
+        self._heaps: dict[str, list[tuple[int, str, str]]] = {}
         self._at: dict[tuple[str, str], int] = {}
+        self._live: dict[str, int] = {}  # kind -> pending timers
 
     def __len__(self) -> int:
         return len(self._at)
 
     def pending(self, kind: str) -> int:
-        return sum(1 for k, _ in self._at if k == kind)
+        return self._live.get(kind, 0)
+
+    def at(self, kind: str, customer: str) -> int | None:
+        return self._at.get((kind, customer))
 
     def schedule(self, kind: str, customer: str, at: int) -> None:
-        if self._at.get((kind, customer)) != at:
-            self._at[(kind, customer)] = at
-            heapq.heappush(self._heap, (at, kind, customer))
+        old = self._at.get((kind, customer))
+        if old == at:
+            return
+        if old is None:
+            self._live[kind] = self._live.get(kind, 0) + 1
+        self._at[(kind, customer)] = at
+        heap = self._heaps.setdefault(kind, [])
+        heapq.heappush(heap, (at, kind, customer))
+        if len(heap) > 2 * self._live[kind] + 1024:  # drop stale entries left by rescheduling
+            heap[:] = [(a, k, c) for (k, c), a in self._at.items() if k == kind]
+            heapq.heapify(heap)
 
     def cancel(self, kind: str, customer: str) -> None:
-        self._at.pop((kind, customer), None)
+        if self._at.pop((kind, customer), None) is not None:
+            self._live[kind] -= 1
 
     def of(self, customer: str, kinds: tuple[str, ...]) -> dict[str, int]:
         """The customer's pending timers of these kinds, by kind."""
@@ -70,17 +84,21 @@ class Timers:
 
     def cancel_all(self, customer: str, kinds: tuple[str, ...]) -> None:
         for kind in kinds:
-            self._at.pop((kind, customer), None)
+            self.cancel(kind, customer)
 
-    def next_due(self, watermark: int | None) -> tuple[int, str, str] | None:
-        """Remove and return the earliest timer at or before the watermark, or None."""
-        heap = self._heap
-        while heap and watermark is not None and heap[0][0] <= watermark:
-            at, kind, customer = heapq.heappop(heap)
-            if self._at.get((kind, customer)) == at:
-                del self._at[(kind, customer)]
-                return at, kind, customer
-        if len(heap) > 2 * len(self._at) + 1024:  # drop stale entries left by rescheduling
-            self._heap = [(a, k, c) for (k, c), a in self._at.items()]
-            heapq.heapify(self._heap)
-        return None
+    def next_due(self, watermark: int | None, kinds: tuple[str, ...]) -> tuple[int, str, str] | None:
+        """Remove and return the earliest timer of these kinds at or before the watermark, or None."""
+        if watermark is None:
+            return None
+        at = self._at
+        best = None
+        for kind in kinds:
+            heap = self._heaps.get(kind)
+            while heap and at.get((kind, heap[0][2])) != heap[0][0]:  # rescheduled or cancelled since
+                heapq.heappop(heap)
+            if heap and heap[0][0] <= watermark and (best is None or heap[0] < best):
+                best = heap[0]
+        if best is not None:
+            heapq.heappop(self._heaps[best[1]])
+            self.cancel(best[1], best[2])
+        return best

@@ -2,7 +2,8 @@
 
 It takes, in the canonical order, what the global stage routes to its customers: events (with the
 watermark at their release and, for a text, its sentiment score), merges, and watermark ticks. It keeps
-the customers' state, fires their timers (one timer service keyed by kind and customer), applies events,
+the customers' state, fires their timers (one timer service keyed by kind and customer: triggers, churn
+re-scores, coalesced profiles, and the churn labels' due times, which need no model), applies events,
 runs the trigger modules through the contact policy, scores churn with the model version in effect at
 the event time, and returns its outputs at the end of a batch: outbound records, the profiles of the
 customers it changed, and the churn labels its watermark has passed (for the learner).
@@ -13,7 +14,6 @@ the absorbed one's partition ``release``s it and the survivor's ``fold``s it in 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import struct
 import zlib
 from array import array
@@ -45,7 +45,9 @@ from schemas.outbound import OUTBOUND, ConsentChange, Profile, ReviewScore, Trig
 TRIGGER_TOPICS = {m.model_fields["type"].default: t for t, m in OUTBOUND.items() if issubclass(m, Trigger)}
 CHURN = "churn"  # timer kind: re-score a quiet customer
 PROFILE = "profile"  # timer kind: send the profile changes coalesced since the last one
-TIMER_KINDS = (CHURN, PROFILE, *(t.name for t in REGISTRY))
+TIMER_KINDS = (CHURN, PROFILE, *(t.name for t in REGISTRY))  # what ``fire_due`` fires (it needs the model)
+LABEL = "label"  # timer kind: a customer's earliest pending churn snapshot is due (``observe``: no model needed)
+KINDS = (*TIMER_KINDS, LABEL)  # every kind of a partition's timer service
 
 
 #: The churn features' names, in the order ``CustomerState.features`` gives them.
@@ -126,7 +128,6 @@ class CustomerStage:
         self.kinds: dict[str, dict[str, int]] = {}  # customer -> identifier counts by kind
         self._emitted: dict[str, int] = {}  # customer -> what its last profile said that matters (``_meaning``)
         self.snapshots: dict[str, list[tuple[int, int, bytes]]] = {}  # customer -> pending churn snapshots
-        self._due: list[tuple[int, str, int]] = []  # (due, customer, ts) of every pending snapshot (and stale ones)
         self.timers = Timers()
         self.policy = Policy(rules)
         self.watermark: int | None = None
@@ -141,7 +142,7 @@ class CustomerStage:
         self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
         self._arrived: dict[tuple[str, str], HandedOver] = {}  # (survivor, absorbed) -> hand-over before its Expect
-        self._deferred: dict[str, list[tuple[int, str, int]]] = {}  # waiting survivor -> its labels now due
+        self._deferred: dict[str, int] = {}  # waiting survivor -> when its labels fell due (labelled after the fold)
         self._changed: dict[str, None] = {}  # customers whose state entry is due (released ones: deleted)
         self._window_ms = int(rules.cart_abandon_window_s * 1000)
         self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
@@ -180,18 +181,19 @@ class CustomerStage:
         if watermark is None or (self.watermark is not None and watermark <= self.watermark):
             return
         self.watermark = watermark
-        while self._due and self._due[0][0] <= watermark:
-            due, cid, ts = heapq.heappop(self._due)
+        while (due := self.timers.next_due(watermark, (LABEL,))) is not None:
+            at, _, cid = due
             if cid in self._waiting:  # its purchases are not all here yet: labelled after the fold
-                self._deferred.setdefault(cid, []).append((due, cid, ts))
+                self._deferred[cid] = min(at, self._deferred.get(cid, at))
                 continue
-            pending = self.snapshots.get(cid, [])
-            x = next((x for d, t, x in pending if (d, t) == (due, ts)), None)
-            st = self.customers.get(cid)
-            if x is None or st is None:  # released, erased or rolled back since it was due (the heap keeps it)
+            st, pending = self.customers.get(cid), self.snapshots.get(cid, [])
+            if st is None:  # snapshots handed over to a survivor that never was (nothing to label against)
                 continue
-            self.snapshots[cid] = [s for s in pending if (s[0], s[1]) != (due, ts)]
-            self._labels.append(Label(due, ts, unpack(x), not st.purchased_between(ts, due)))
+            for due_at, ts, x in pending:
+                if due_at <= watermark:
+                    self._labels.append(Label(due_at, ts, unpack(x), not st.purchased_between(ts, due_at)))
+            self.snapshots[cid] = [s for s in pending if s[0] > watermark]
+            self._label_timer(cid)
             self._changed[cid] = None
 
     def take_labels(self) -> tuple[int, list[Label]] | None:
@@ -200,7 +202,7 @@ class CustomerStage:
             return None
         through = self.versions.epoch(self.watermark) - 1
         for deferred in self._deferred.values():
-            through = min(through, min(self.versions.epoch(d) for d, _, _ in deferred) - 1)
+            through = min(through, self.versions.epoch(deferred) - 1)
         for expect in self._waiting.values():  # snapshots on their way with a hand-over are due after its merge
             if expect.watermark is not None:
                 through = min(through, self.versions.epoch(expect.watermark) - 1)
@@ -214,7 +216,7 @@ class CustomerStage:
         none before the model version of the watermark's epoch is published."""
         if self.watermark is None or self.versions.at(self.watermark) is None:
             return
-        while (due := self.timers.next_due(self.watermark)) is not None:
+        while (due := self.timers.next_due(self.watermark, TIMER_KINDS)) is not None:
             at, kind, cid = due
             st = self.customers.get(cid)
             if st is None or cid in self._waiting:  # a waiting survivor's timers are set again by the fold
@@ -258,7 +260,7 @@ class CustomerStage:
         """What applying an event or a timer may change of one customer (to roll back on a failure)."""
         st = self.customers.get(cid)
         return (None if st is None else (st, st.checkpoint()), self.kinds.get(cid),
-                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, TIMER_KINDS),
+                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, KINDS),
                 self._emitted.get(cid))
 
     def _roll_back(self, cid: str, saved: tuple) -> None:
@@ -274,13 +276,13 @@ class CustomerStage:
         else:
             self.kinds[cid] = kinds
         if snapshots or cid in self.snapshots:
-            self.snapshots[cid] = snapshots  # (a due time of one it drops stays in ``_due``: ``observe`` skips it)
+            self.snapshots[cid] = snapshots
         del self._out[emitted:]
         if meaning is None:
             self._emitted.pop(cid, None)
         else:
             self._emitted[cid] = meaning
-        self.timers.cancel_all(cid, TIMER_KINDS)
+        self.timers.cancel_all(cid, KINDS)
         for kind, at in timers.items():
             self.timers.schedule(kind, cid, at)
 
@@ -381,14 +383,24 @@ class CustomerStage:
 
     def _snapshot(self, cid: str, snap: tuple[int, int, bytes]) -> None:
         self.snapshots.setdefault(cid, []).append(snap)
-        heapq.heappush(self._due, (snap[0], cid, snap[1]))
+        at = self.timers.at(LABEL, cid)
+        if at is None or snap[0] < at:
+            self.timers.schedule(LABEL, cid, snap[0])
+
+    def _label_timer(self, cid: str) -> None:
+        """The customer's label timer at its earliest pending snapshot's due time (none: no timer)."""
+        pending = self.snapshots.get(cid)
+        if pending:
+            self.timers.schedule(LABEL, cid, min(s[0] for s in pending))
+        else:
+            self.timers.cancel(LABEL, cid)
 
     # ---- merges: release on the absorbed one's partition, fold on the survivor's ------------------
 
     def release(self, customer_id: str, watermark: int | None) -> Handover:
         """Hand over a customer merged away (after the timers the merge's watermark passed)."""
         self.advance(watermark)
-        self.timers.cancel_all(customer_id, TIMER_KINDS)
+        self.timers.cancel_all(customer_id, KINDS)
         state = self.customers.pop(customer_id, None)
         self.kinds.pop(customer_id, None)
         self._emitted.pop(customer_id, None)
@@ -504,8 +516,8 @@ class CustomerStage:
         arrived = self._arrived.pop((survivor, expect.merge.absorbed))
         now, self.watermark = self.watermark, expect.watermark
         self.fold(expect.merge, arrived.handover, expect.watermark)
-        for entry in self._deferred.pop(survivor, []):
-            heapq.heappush(self._due, entry)
+        if self._deferred.pop(survivor, None) is not None:
+            self._label_timer(survivor)
         for msg in self._parked.pop(survivor, []):
             self._deliver(msg)
         if now is not None and (self.watermark is None or now > self.watermark):
@@ -591,6 +603,8 @@ class CustomerStage:
             elif name == f"p/{self.partition}":
                 for k, v in value.items():  # type: ignore[attr-defined]
                     setattr(self, k, v)
+                self._deferred = {cid: due if type(due) is int else min(d for d, _, _ in due)  # (older: every entry)
+                                  for cid, due in self._deferred.items()}
             elif name == f"v/{self.partition}":
                 self.versions.by_epoch = dict(value)  # type: ignore[call-overload]
         for st in self.customers.values():
