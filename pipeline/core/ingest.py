@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 from collections import Counter
+from hashlib import blake2b
 
 import orjson
 from pydantic import ValidationError
@@ -34,7 +36,8 @@ def describe(error: ValidationError) -> str:
 FREE_TEXT = ("text", "query", "url")
 #: Characters of a dead-lettered record's value kept when the record is too large (redacted first).
 EXCERPT_CHARS = 1024
-#: Raw identifier values whose outcome (hashed identifier, or unusable) is remembered: they recur per customer.
+#: Identifier values whose outcome (hashed identifier, or unusable) is remembered: they recur per customer. The
+#: memory is keyed by a digest under a per-process random key, so it holds no raw value.
 KNOWN_VALUES = 200_000
 _UNSEEN = object()
 
@@ -46,7 +49,8 @@ class Ingest:
         self._hasher = hasher
         self._blocked = re.compile(rules.blocked_identifier_pattern, re.IGNORECASE)
         self._priority = rules.identifier_priority
-        self._known: dict[tuple[str, str], Identifier | None] = {}
+        self._known: dict[bytes, Identifier | None] = {}  # keyed digest of (kind, raw value) -> outcome
+        self._salt = os.urandom(16)
         self._max_bytes = rules.max_record_bytes
         self._faults = fault_plan(rules.inject_faults)
 
@@ -109,12 +113,13 @@ class Ingest:
                 continue
             if type(value) is not str or len(value) > MAX_IDENTIFIER_CHARS:
                 return ()  # validation names it
-            known = self._known.get((kind, value), _UNSEEN)
+            key = blake2b(f"{kind}:{value}".encode(), digest_size=16, key=self._salt).digest()
+            known = self._known.get(key, _UNSEEN)
             if known is _UNSEEN:
                 known = self._identifier(kind, value)
                 if len(self._known) >= KNOWN_VALUES:
                     self._known.clear()
-                self._known[(kind, value)] = known
+                self._known[key] = known
             if known is not None:
                 out.append(known)
         return tuple(out)

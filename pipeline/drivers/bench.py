@@ -221,7 +221,7 @@ def memory_rows(rules: Rules, hasher: Hasher, customers: int = 1500, days: float
                          f"{per:,.0f} bytes", f"{sum(len(st.purchase_log) for _, st in sample) / max(1, len(sample)):.1f} "
                          f"purchases kept (at most {KEEP_PURCHASES})"))
     rows.append(("long run: event ids remembered (dedup)", f"{len(engine.seen):,}", f"at most {rules.dedup_capacity:,}"))
-    rows.append(("long run: raw identifier values remembered (ingest)", f"{len(engine.ingest._known):,}",
+    rows.append(("long run: identifier values remembered (ingest, as digests)", f"{len(engine.ingest._known):,}",
                  f"at most {KNOWN_VALUES:,}"))
     rows.append(("long run: words analysed by Kiwi and cached", f"{len(morphemes._cache) - len(morphemes._table):,}",
                  f"at most {morphemes.CACHE_LIMIT:,}"))

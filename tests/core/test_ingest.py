@@ -22,6 +22,14 @@ def test_valid_click_is_decoded_with_hashed_identifiers():
     assert all(len(i.hash) == 32 and "@" not in i.hash for i in ev.identifiers)
 
 
+def test_the_memory_of_hashed_values_holds_no_raw_value():
+    mine = Ingest(Rules(), Hasher(b"test-key"))
+    first = mine.decode(raw("clickstream.v1", event(0, {"email": "memo@example.kr"}, type="page_view")))
+    again = mine.decode(raw("clickstream.v1", event(1, {"email": "memo@example.kr"}, type="page_view")))
+    assert len(mine._known) == 1 and first.identifiers == again.identifiers  # remembered, and the same
+    assert "memo" not in repr(mine.__dict__)
+
+
 @pytest.mark.parametrize("value, error_type, mentions", [
     (b"{not json", "invalid_json", ""),
     (b"[1, 2]", "not_an_object", "list"),
