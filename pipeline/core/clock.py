@@ -94,10 +94,13 @@ class Timers:
         best = None
         for kind in kinds:
             heap = self._heaps.get(kind)
-            while heap and at.get((kind, heap[0][2])) != heap[0][0]:  # rescheduled or cancelled since
-                heapq.heappop(heap)
-            if heap and heap[0][0] <= watermark and (best is None or heap[0] < best):
-                best = heap[0]
+            while heap and heap[0][0] <= watermark:
+                top = heap[0]
+                if at.get((kind, top[2])) == top[0]:
+                    if best is None or top < best:
+                        best = top
+                    break
+                heapq.heappop(heap)  # rescheduled or cancelled since
         if best is not None:
             heapq.heappop(self._heaps[best[1]])
             self.cancel(best[1], best[2])
