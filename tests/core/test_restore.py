@@ -112,3 +112,9 @@ def test_the_event_id_memory_survives_a_restart():
     assert len(again.seen) == 81  # the global memory, not only the customer's recent ids
     run(again, [retry])
     assert again.stats["duplicates"] == 1
+
+
+def test_a_partition_entry_written_before_labels_were_timers_restores():
+    stage = make_engine().partitions[0]
+    stage.restore({"p/0": {"_deferred": {"c-1": [(5, "c-1", 1), (3, "c-1", 2)]}}})  # (due, customer, ts) each
+    assert stage._deferred == {"c-1": 3}  # when its labels fell due
