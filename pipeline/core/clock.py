@@ -15,6 +15,8 @@ input has been silent for a while, the wall clock may move it on (a cart still f
 >>> t.schedule("cart", "c1", 95); t.schedule("cart", "c2", 85); t.schedule("cart", "c1", 120)
 >>> t.next_due(100, ("cart",)), t.next_due(100, ("cart",))   # c1 was rescheduled to 120
 ((85, 'cart', 'c2'), None)
+>>> t.schedule("label", "c2", 90); t.pending("cart"), t.next_due(100, ("cart", "label"))
+(1, (90, 'label', 'c2'))
 """
 from __future__ import annotations
 
