@@ -68,7 +68,8 @@ TOPICS: dict[str, tuple[str, dict[str, Any]]] = {
     "triggers.churn_risk.v1": ("A churn probability crossing the alert threshold upward.", _CUSTOMER_KEY),
     "scores.reviews.v1": ("The sentiment of every reviews.v1 event, scored before the model learns from it.",
                           _CUSTOMER_KEY),
-    "profiles.v1": ("The latest profile of a customer, on change (compacted).", _CUSTOMER_KEY),
+    "profiles.v1": ("The latest profile of a customer (compacted), on a meaningful change, coalesced per "
+                    "customer over RAPPORT_PROFILE_COALESCE_S of event time (5 minutes).", _CUSTOMER_KEY),
     "identity.merges.v1": ("Two customer profiles merged into one.", {
         "type": "string", "description": "surviving_customer_id: the customer that absorbed the other."}),
     "identity.blocked.v1": ("An identifier found shared by several people: from then on it links nothing.", {
