@@ -34,7 +34,7 @@ import pickle
 import sys
 from collections import deque
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
@@ -83,24 +83,29 @@ LIBRARIES = ("river", "kiwipiepy", "numpy")
 _NAME = {cls: name for table in (DATACLASSES, OBJECTS, MODELS) for name, cls in table.items()}
 
 
-def _default(f: dataclasses.Field) -> object:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else _NO_DEFAULT
+class _Spec(NamedTuple):
+    """A registered dataclass: its name, class, ``__post_init__``, and per field (that ``__init__`` takes) its
+    name, default, default factory, and the value at its default (a value equal to it, of the same type, is
+    left out of the encoding: decoding fills it in)."""
+
+    name: str
+    cls: type
+    post_init: Any
+    fields: tuple[tuple[str, Any, Any, Any], ...]
+
+
+def _spec(name: str, cls: type) -> _Spec:
+    fields = tuple((f.name, f.default, f.default_factory,
+                    f.default if f.default is not dataclasses.MISSING else
+                    f.default_factory() if f.default_factory is not dataclasses.MISSING else _NO_DEFAULT)
+                   for f in dataclasses.fields(cls) if f.init)
+    return _Spec(name, cls, getattr(cls, "__post_init__", None), fields)
 
 
 _NO_DEFAULT = object()
-#: Per dataclass, each field's default (a value equal to it, of the same type, is left out: decoding fills it).
-_ENCODED = {cls: (name, tuple((f.name, _default(f)) for f in dataclasses.fields(cls) if f.init))
-            for name, cls in DATACLASSES.items()}
-
-
-#: Per registered name: the class, its fields (name, default, default factory) and its ``__post_init__``.
-_Spec = tuple[type, tuple[tuple[str, Any, Any], ...], Any]
-_SPECS: dict[str, _Spec] = {
-    name: (cls, tuple((f.name, f.default, f.default_factory) for f in dataclasses.fields(cls) if f.init),
-           getattr(cls, "__post_init__", None))
-    for name, cls in DATACLASSES.items()}
+_SPECS = [_spec(name, cls) for name, cls in DATACLASSES.items()]
+_BY_CLASS = {spec.cls: spec for spec in _SPECS}  # what the encoder looks up
+_BY_NAME = {spec.name: spec for spec in _SPECS}  # what the decoder looks up
 _set = object.__setattr__
 _NESTED = (dict, list)  # JSON values that may need decoding (scalars are themselves)
 
@@ -150,9 +155,9 @@ class _Encoder:
         t = type(v)
         if v is None or t is str or t is bool or t is int:
             return v
-        spec = _ENCODED.get(t)
+        spec = _BY_CLASS.get(t)
         if spec is not None:
-            return self._dataclass(v, *spec)
+            return self._dataclass(v, spec)
         if t is float:
             return v if math.isfinite(v) else {TAG: "float", "v": repr(v)}
         if t is list:
@@ -185,12 +190,11 @@ class _Encoder:
         state = v.__getstate__() if hasattr(t, "__getstate__") and t.__getstate__ is not object.__getstate__ else vars(v)
         return {TAG: name, **{k: self.enc(x) for k, x in state.items()}}
 
-
-    def _dataclass(self, v: object, name: str, fields: tuple[tuple[str, object], ...]) -> dict:
+    def _dataclass(self, v: object, spec: _Spec) -> dict:
         """Its fields by name, those at their default left out: the same type and equal (an empty deque of the
         same length bound)."""
-        out: dict[str, Any] = {TAG: name}
-        for field, default in fields:
+        out: dict[str, Any] = {TAG: spec.name}
+        for field, _, _, default in spec.fields:
             x = getattr(v, field)
             tx = type(x)
             if tx is type(default) and (x == default if tx is not deque else not x and x.maxlen == default.maxlen):  # type: ignore[attr-defined]
@@ -212,9 +216,9 @@ class _Decoder:
         tag = v.get(TAG)
         if tag is None:
             return {k: self.dec(x) for k, x in v.items()}
-        spec = _SPECS.get(tag)
+        spec = _BY_NAME.get(tag)
         if spec is not None:
-            return self._dataclass(tag, spec, v)
+            return self._dataclass(spec, v)
         if tag == "map":
             return {self._key(self.dec(k)): self.dec(x) for k, x in v["i"]}
         if tag == "tuple":
@@ -252,10 +256,9 @@ class _Decoder:
     def _key(k: Any) -> Any:
         return tuple(k) if type(k) is list else k  # keys are hashable: tuples written as lists stay tuples
 
-    def _dataclass(self, name: str, spec: _Spec, v: dict) -> object:
-        cls, fields, post_init = spec
-        obj = cls.__new__(cls)
-        for field, default, factory in fields:
+    def _dataclass(self, spec: _Spec, v: dict) -> object:
+        obj = spec.cls.__new__(spec.cls)
+        for field, default, factory, _ in spec.fields:
             if field in v:
                 value = v[field]
                 if type(value) in _NESTED:
@@ -265,8 +268,8 @@ class _Decoder:
             elif factory is not dataclasses.MISSING:
                 value = factory()
             else:
-                raise StateFormatError(f"a {name} value lacks its field {field!r}, which has no default")
+                raise StateFormatError(f"a {spec.name} value lacks its field {field!r}, which has no default")
             _set(obj, field, value)
-        if post_init is not None:
-            post_init(obj)
+        if spec.post_init is not None:
+            spec.post_init(obj)
         return obj
