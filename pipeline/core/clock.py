@@ -51,33 +51,25 @@ class Timers:
     def __init__(self) -> None:
         self._heaps: dict[str, list[tuple[int, str, str]]] = {}
         self._at: dict[tuple[str, str], int] = {}
-        self._live: dict[str, int] = {}  # kind -> pending timers
 
     def __len__(self) -> int:
         return len(self._at)
 
     def pending(self, kind: str) -> int:
-        return self._live.get(kind, 0)
-
-    def at(self, kind: str, customer: str) -> int | None:
-        return self._at.get((kind, customer))
+        return sum(1 for k, _ in self._at if k == kind)
 
     def schedule(self, kind: str, customer: str, at: int) -> None:
-        old = self._at.get((kind, customer))
-        if old == at:
+        if self._at.get((kind, customer)) == at:
             return
-        if old is None:
-            self._live[kind] = self._live.get(kind, 0) + 1
         self._at[(kind, customer)] = at
         heap = self._heaps.setdefault(kind, [])
         heapq.heappush(heap, (at, kind, customer))
-        if len(heap) > 2 * self._live[kind] + 1024:  # drop stale entries left by rescheduling
+        if len(heap) > 2 * len(self._at) + 1024:  # drop stale entries left by rescheduling
             heap[:] = [(a, k, c) for (k, c), a in self._at.items() if k == kind]
             heapq.heapify(heap)
 
     def cancel(self, kind: str, customer: str) -> None:
-        if self._at.pop((kind, customer), None) is not None:
-            self._live[kind] -= 1
+        self._at.pop((kind, customer), None)
 
     def of(self, customer: str, kinds: tuple[str, ...]) -> dict[str, int]:
         """The customer's pending timers of these kinds, by kind."""

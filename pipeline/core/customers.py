@@ -13,15 +13,12 @@ the absorbed one's partition ``release``s it and the survivor's ``fold``s it in 
 """
 from __future__ import annotations
 
-import hashlib
 import struct
 import zlib
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime
-
-import orjson
 
 from pipeline.core import privacy
 from pipeline.core.clock import Timers
@@ -33,7 +30,7 @@ from pipeline.core.messages import (
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.pii import Hasher
 from pipeline.core.profile import DAY_MS, CustomerState, Purchase
-from pipeline.core.records import Emit, Event, to_dt
+from pipeline.core.records import Emit, Event, digest, to_dt
 from pipeline.core.rules import Rules
 from pipeline.core.triggers import BY_NAME, REGISTRY, Applied
 from pipeline.core.triggers.policy import Policy
@@ -95,15 +92,6 @@ def unpack_snapshots(data: bytes | list) -> list[tuple[int, int, bytes]]:
         return [(due, ts, x if len(x) == _HALF.size else pack(unpack(x))) for due, ts, x in data]
     size = _TIMES.size + _HALF.size
     return [(*_TIMES.unpack_from(data, i), data[i + _TIMES.size:i + size]) for i in range(0, len(data), size)]
-
-
-def digest(value: object) -> int:
-    """A 64-bit digest of a JSON-able value, the same in every process (unlike ``hash``).
-
-    >>> digest((1, "a", [("email", 2)])) == digest([1, "a", [["email", 2]]]) != digest((1, "a", []))
-    True
-    """
-    return int.from_bytes(hashlib.blake2b(orjson.dumps(value), digest_size=8).digest(), "big")
 
 
 def partition_of(customer_id: str, partitions: int) -> int:
@@ -383,9 +371,7 @@ class CustomerStage:
 
     def _snapshot(self, cid: str, snap: tuple[int, int, bytes]) -> None:
         self.snapshots.setdefault(cid, []).append(snap)
-        at = self.timers.at(LABEL, cid)
-        if at is None or snap[0] < at:
-            self.timers.schedule(LABEL, cid, snap[0])
+        self._label_timer(cid)
 
     def _label_timer(self, cid: str) -> None:
         """The customer's label timer at its earliest pending snapshot's due time (none: no timer)."""
@@ -413,8 +399,7 @@ class CustomerStage:
         """The customer's identifiers changed without an event of theirs (one was found shared)."""
         if customer_id in self.customers:
             self.kinds[customer_id] = kinds
-            st = self.customers[customer_id]
-            self._touched(customer_id, max(st.last_seen, st.scored_at or st.last_seen))
+            self._touched(customer_id, self.customers[customer_id].as_of())
 
     def fold(self, m: Merge, handover: Handover, watermark: int | None) -> None:
         """Fold a customer merged into one of ours at event time ``m.ts``."""
@@ -556,7 +541,7 @@ class CustomerStage:
     def profile(self, customer_id: str) -> Profile:
         """The customer's profile as of its latest event or churn score."""
         st = self.customers[customer_id]
-        as_of = max(st.last_seen, st.scored_at or st.last_seen)
+        as_of = st.as_of()
         version = self.churn_model(st.scored_at or as_of).version  # the version of its churn score
         return st.to_profile(as_of, dict(self.kinds.get(customer_id, {})), version)
 

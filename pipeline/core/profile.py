@@ -295,6 +295,10 @@ class CustomerState:
             return "purchase"
         return "consideration" if self.carts_started or self.product_views or self.searches else "awareness"
 
+    def as_of(self) -> int:
+        """Event time of its latest event or churn score (what its profile is as of)."""
+        return max(self.last_seen, self.scored_at or self.last_seen)
+
     def to_profile(self, as_of: int, identifier_counts: dict[str, int], churn_version: str) -> Profile:
         r = round
         return construct(  # our own record, built from typed state: no second validation

@@ -1,10 +1,12 @@
 """Records that flow between the drivers and the core."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel
 
 from schemas.inbound import InboundEvent
@@ -104,3 +106,12 @@ def to_ms(t: datetime) -> int:
 
 def to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def digest(value: object) -> int:
+    """A 64-bit digest of a JSON-able value, the same in every process (unlike ``hash``).
+
+    >>> digest((1, "a", [("email", 2)])) == digest([1, "a", [["email", 2]]]) != digest((1, "a", []))
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(orjson.dumps(value), digest_size=8).digest(), "big")

@@ -27,14 +27,12 @@ dict_keys([2, 3])
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import orjson
-
 from pipeline.core.models.churn import ChurnModel
+from pipeline.core.records import digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +46,11 @@ class Label:
     churned: bool
 
     @property
-    def order(self) -> tuple[int, bytes]:
+    def order(self) -> tuple[int, int]:
         """Canonical learning order: by due time, then shuffled by a digest of the rest (a sorted stream would
         teach an online model in a biased order). The same whatever the partitioning; labels equal in it are
         alike."""
-        rest = orjson.dumps((self.ts, self.x, self.churned))
-        return self.due, hashlib.blake2b(rest, digest_size=8).digest()
+        return self.due, digest((self.ts, self.x, self.churned))
 
 
 #: Versions kept per partition (epochs): scores of older event times (far out of order) use the oldest kept.
