@@ -431,16 +431,20 @@ class CustomerStage:
 
     # ---- messages, when the stages run in different processes -------------------------------------
 
-    def receive(self, msg: Message, offset: int | None = None) -> None:
+    def receive_record(self, msgs: list[Message], offset: int) -> None:
+        """The messages of one record of this partition's input, read at ``offset``: a record at or below the
+        last one is a re-delivery, skipped."""
+        if offset <= self.offset:
+            self.stats["redelivered"] += len(msgs)
+            return
+        self.offset = offset
+        for msg in msgs:
+            self.receive(msg)
+
+    def receive(self, msg: Message) -> None:
         """Take one message from the global stage or another partition, in the order they were sent to this
-        partition (read at ``offset``: one at or below the last is a re-delivery, skipped). Model versions and
-        hand-overs take effect at once; anything else waits, in order, for the model version its event time
-        needs, and a survivor's messages wait for its hand-over."""
-        if offset is not None:
-            if offset <= self.offset:
-                self.stats["redelivered"] += 1
-                return
-            self.offset = offset
+        partition. Model versions and hand-overs take effect at once; anything else waits, in order, for the
+        model version its event time needs, and a survivor's messages wait for its hand-over."""
         if isinstance(msg, Publish):
             self.versions.publish(msg.versions)
             self._published = True

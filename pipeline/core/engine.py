@@ -29,14 +29,14 @@ from pipeline.core.clock import Watermark
 from pipeline.core.customers import TRIGGER_TOPICS, CustomerStage, partition_of
 from pipeline.core.messages import Expect, LabelReport, Message, Publish, Recount, Release, Routed, Tick
 from pipeline.core.dedup import Dedup
-from pipeline.core.failures import dead_lettered, failed_letter, fault_plan, inject, undecodable_letter
+from pipeline.core.failures import dead_lettered, dlq_record, failed_letter, fault_plan, inject, undecodable_letter
 from pipeline.core.identity import Block, IdentityGraph, Merge
 from pipeline.core.ingest import Ingest
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import SentimentModel, stars_to_label
 from pipeline.core.pii import Hasher, redact
 from pipeline.core.profile import DAY_MS, CustomerState
-from pipeline.core.records import Emit, Event, RawRecord, to_dt
+from pipeline.core.records import Emit, Event, RawRecord, to_dt, to_ms
 from pipeline.core.rules import Rules
 from pipeline.core.sequencer import Sequencer, Source
 from pipeline.core.versions import ChurnLearner, Versions
@@ -78,6 +78,7 @@ class Engine:
         self._ticked: int | None = None  # the watermark remote partitions were last told
         self._out: list[Emit] = []  # outputs of the global stages in the batch in progress
         self.suppressions = privacy.Suppressions()
+        self.dead_letters = privacy.DeadLetters(int(rules.dlq_retention_hours * 3_600_000))
 
     # ---- views over the stages -------------------------------------------------------------------
 
@@ -134,9 +135,18 @@ class Engine:
     def process(self, rec: RawRecord) -> None:
         """Take one inbound record (outputs wait for ``end_batch``); its source is its topic and partition."""
         self._stats["records"] += 1
-        ev = self.ingest.event_or_dead_letter(rec, self._stats, self._out)
+        links: list[privacy.DeadLetterLink] = []
+        ev = self.ingest.event_or_dead_letter(rec, self._stats, self._out, links)
         if ev is not None:
             self.apply(ev, (rec.topic, rec.partition))
+        self.link_dead_letters(links)
+
+    def link_dead_letters(self, links: Iterable[privacy.DeadLetterLink]) -> None:
+        """Dead letters carrying identifiers, as ingest sent them to ``dlq.v1``: an erase of their person
+        tombstones them (as they arrive, not in event-time order: a rejected record may have no event time)."""
+        now = to_ms(self.now())
+        for link in links:
+            self.dead_letters.add(link, now)
 
     def apply(self, ev: Event, source: Source, offset: int | None = None) -> None:
         """Take one decoded event read from ``source`` at ``offset``, and apply whatever the sequencer now
@@ -160,6 +170,7 @@ class Engine:
         profile of every customer it changed."""
         self._release()
         self._tell_partitions(force=True)
+        self.dead_letters.expire(to_ms(self.now()))
         out, self._out = self._out, []
         for stage in self.partitions:
             out += stage.end_batch()
@@ -278,15 +289,26 @@ class Engine:
         elif req.type == "unsuppress":
             suppressed = self.suppressions.release(keys)
         self._stats[f"privacy_requests:{req.type}"] += 1
+        letters = self._erase_dead_letters(keys) if req.type == "erase" else 0  # also those nobody holds
         if not customers:
-            self._out.append(privacy.result(req, self.now(), suppressed=suppressed))
+            self._out.append(privacy.result(req, self.now(), suppressed=suppressed,
+                                            removed={"dead_letters": letters} if req.type == "erase" else {}))
             return
         for part, cid in enumerate(customers, 1):
             idents, merged = ident.forget(cid) if req.type == "erase" else (ident.members.get(cid, []),
                                                                              ident.merged_into(cid))
             info = {"identifiers": [[i.kind, i.hash] for i in idents], "merged": sorted(merged),
                     "suppressed": suppressed, "part": part, "parts": len(customers)}
+            if req.type == "erase":
+                info["dead_letters"] = self._erase_dead_letters(i.key for i in idents) + letters
+                letters = 0
             self._route(Routed(cid, ev, self.watermark.current, {}, privacy=info))
+
+    def _erase_dead_letters(self, keys: Iterable[str]) -> int:
+        """Tombstone the dead letters carrying any of these identifiers; how many."""
+        letters = self.dead_letters.take(keys)
+        self._out += [Emit("dlq.v1", key, None) for key in letters]
+        return len(letters)
 
     def _tell_partitions(self, force: bool = False) -> None:
         """Every partition learns the watermark when it enters a new epoch (``force``: at a batch's end too):
@@ -343,13 +365,14 @@ class Engine:
 
     def _failed(self, stage: str, ev: Event, error: Exception) -> None:
         raw = ev.body.model_dump_json().encode()
-        dead_lettered(self._stats, self._out, stage, failed_letter(stage, ev.topic, raw, error, self.hasher))
+        key = dead_lettered(self._stats, self._out, stage, failed_letter(stage, ev.topic, raw, error, self.hasher))
+        self.link_dead_letters([privacy.DeadLetterLink(key, tuple(i.key for i in ev.identifiers))])
 
     def _unattributable(self, ev: Event) -> None:
         """Every identifier of the event is shared by several people: it belongs to nobody, so it is dead-lettered."""
         self._stats["dlq:shared_identifiers_only"] += 1
         kinds = ", ".join(i.kind for i in ev.identifiers)
-        self._out.append(Emit("dlq.v1", None, DeadLetter(
+        self._out.append(dlq_record(DeadLetter(
             source_topic=ev.topic, partition=-1, offset=-1, key=None,
             raw=redact(ev.body.model_dump_json().encode(), self.hasher).decode(),
             raw_encoding="utf-8", error_type="shared_identifiers_only",
@@ -378,6 +401,7 @@ class Engine:
         """State entries changed since the last call, for a changelog (``None`` deletes an entry)."""
         out: dict[str, object | None] = self.identity.take_changes()
         out.update(self.suppressions.take_changes())
+        out.update(self.dead_letters.take_changes())
         out.update(self.sequencer.take_changes())
         out.update(self.seen.take_changes())
         for stage in self.partitions:
@@ -411,6 +435,7 @@ class Engine:
                 self.versions.by_epoch = value.by_epoch  # type: ignore[attr-defined]
         self.identity.restore(entries)
         self.suppressions.restore(entries)
+        self.dead_letters.restore(entries)
         self.seen.restore(entries)
         self.sequencer.restore_held(v for k, v in entries.items() if k.startswith("q/"))  # type: ignore[misc]
         for stage in self.partitions:

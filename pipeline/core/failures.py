@@ -16,6 +16,7 @@ import base64
 import logging
 import traceback
 from collections import Counter
+from hashlib import blake2b
 
 from pipeline.core.pii import Hasher, redact
 from pipeline.core.records import Emit
@@ -77,8 +78,20 @@ def undecodable_letter(topic: str, partition: int, offset: int, data: bytes, err
                       error_detail=f"internal: {type(error).__name__}: {str(error)[:MESSAGE_CHARS]}")
 
 
-def dead_lettered(stats: Counter[str], out: list[Emit], stage: str, letter: DeadLetter) -> None:
-    """Count a processing error of ``stage`` and queue its dead letter for ``dlq.v1``."""
+def dlq_record(letter: DeadLetter) -> Emit:
+    """The ``dlq.v1`` record of ``letter``, keyed by a digest of what it holds: the same letter (a record read
+    again) gets the same key, and an erase can tombstone it (the topic is compacted).
+
+    >>> dlq_record(failed_letter("identity", "pos.v1", b"{}", KeyError("x"), None)).key
+    'e44ae12d9af6b9cbc820674b1158251c'
+    """
+    what = (letter.source_topic, letter.partition, letter.offset, letter.stage, letter.error_type, letter.raw)
+    return Emit("dlq.v1", blake2b(repr(what).encode(), digest_size=16).hexdigest(), letter)
+
+
+def dead_lettered(stats: Counter[str], out: list[Emit], stage: str, letter: DeadLetter) -> str:
+    """Count a processing error of ``stage`` and queue its dead letter for ``dlq.v1``; returns its key."""
     stats[f"errors:{stage}"] += 1
     stats["dlq:processing_error"] += 1
-    out.append(Emit("dlq.v1", None, letter))
+    out.append(record := dlq_record(letter))
+    return record.key  # type: ignore[return-value]

@@ -11,9 +11,10 @@ from hashlib import blake2b
 import orjson
 from pydantic import ValidationError
 
-from pipeline.core.failures import fault_plan, inject
+from pipeline.core.failures import dlq_record, fault_plan, inject
 from pipeline.core.pii import PREHASHED, Hasher, redact, redact_text
 from pipeline.core.placeholders import is_placeholder
+from pipeline.core.privacy import DeadLetterLink
 from pipeline.core.records import Emit, Event, Identifier, RawRecord, to_ms
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
 from schemas.inbound import INBOUND, MAX_IDENTIFIER_CHARS
@@ -86,8 +87,10 @@ class Ingest:
             return self.dead_letter(rec, "no_usable_identifier", "identifiers: every value is blocked or malformed")
         return Event(rec.topic, to_ms(body.occurred_at), idents, body)
 
-    def event_or_dead_letter(self, rec: RawRecord, stats: Counter[str], dead: list[Emit]) -> Event | None:
-        """``decode``; a dead letter is counted in ``stats`` and added to ``dead``, bound for ``dlq.v1``."""
+    def event_or_dead_letter(self, rec: RawRecord, stats: Counter[str], dead: list[Emit],
+                             links: list[DeadLetterLink]) -> Event | None:
+        """``decode``; a dead letter is counted in ``stats`` and added to ``dead``, bound for ``dlq.v1``, and
+        the identifiers it carries, if any, to ``links`` (an erase of their person tombstones it)."""
         try:
             if self._faults:
                 inject(self._faults, "ingest", rec.value.decode(errors="replace"))
@@ -99,9 +102,26 @@ class Ingest:
                                        stage="ingest")
         if isinstance(decoded, DeadLetter):
             stats[f"dlq:{decoded.error_type}"] += 1
-            dead.append(Emit("dlq.v1", decoded.key, decoded))
+            dead.append(record := dlq_record(decoded))
+            idents = self._identifiers_of(rec)
+            if idents:
+                links.append(DeadLetterLink(record.key, tuple(i.key for i in idents)))  # type: ignore[arg-type]
             return None
         return decoded
+
+    def _identifiers_of(self, rec: RawRecord) -> tuple[Identifier, ...]:
+        """The identifiers a rejected record carries, where they can be read (not from one too large)."""
+        if len(rec.value) > self._max_bytes:
+            return ()
+        try:
+            doc = orjson.loads(rec.value)
+        except orjson.JSONDecodeError:
+            return ()
+        raw_ids = doc.get("identifiers") if isinstance(doc, dict) else None
+        try:
+            return self.identifiers(raw_ids) if type(raw_ids) is dict else ()
+        except Exception:  # noqa: BLE001 - what made the record a dead letter may break this too
+            return ()
 
     def identifiers(self, raw: dict[str, str | None]) -> tuple[Identifier, ...]:
         """The usable identifiers, hashed, in priority order (placeholders and blocked values left out); none

@@ -5,7 +5,8 @@ and replay give the same results. The global stage resolves its identifiers to t
 them (a merged customer's identifiers all point at its survivor), then:
 
 - ``erase`` forgets the customer's identifiers and merge aliases (tombstones in the state changelog),
-  and sends the request to the customer's partition, which deletes its state, timers, churn snapshots
+  tombstones the dead letters that carry one of its identifiers (``DeadLetters``), and sends the request
+  to the customer's partition, which deletes its state, timers, churn snapshots
   and remembered event ids (a tombstone for ``c/<customer>``) and tombstones its profile. Later events
   with those identifiers start a new customer (its id derives from an identifier, so it may be the same).
 - ``suppress`` keeps the hashes of the request's identifiers and of every identifier of its customers:
@@ -26,7 +27,9 @@ Each customer reached gives one ``privacy.results.v1`` record (``part`` of ``par
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 
 TOPIC = "privacy.v1"
 RESULTS = "privacy.results.v1"
+#: Kafka deletes a tombstoned value of the internal topics and ``dlq.v1`` within this (their
+#: ``max.compaction.lag.ms``): the bound an erase result gives in ``texts_expire_by``.
+COMPACTION_LAG_MS = 3_600_000
 
 
 class Suppressions:
@@ -81,6 +87,72 @@ class Suppressions:
                 self.by_key[name[2:]] = value  # type: ignore[assignment]
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterLink:
+    """A dead letter on ``dlq.v1`` (its record key) and the identifiers it carries (``kind:hash`` keys)."""
+
+    key: str
+    identifiers: tuple[str, ...]
+
+
+class DeadLetters:
+    """The dead letters that carry identifiers, by identifier key, while ``dlq.v1`` keeps them: an erase
+    tombstones them. Persisted as ``l/<identifier key>`` changelog entries (dead letter keys with the wall
+    time, in ms, after which the topic's retention has deleted them).
+
+    >>> d = DeadLetters(retention_ms=100)
+    >>> d.add(DeadLetterLink("dl1", ("email:ab", "user_id:cd")), now_ms=0)
+    >>> d.take(["user_id:cd"]), d.take(["email:ab"])
+    (['dl1'], [])
+    >>> d.add(DeadLetterLink("dl2", ("email:ab",)), now_ms=0); d.expire(now_ms=100); d.take(["email:ab"])
+    []
+    """
+
+    def __init__(self, retention_ms: int) -> None:
+        self.retention_ms = retention_ms
+        self.by_ident: dict[str, list[tuple[str, int]]] = {}
+        self._expiry: deque[tuple[int, str]] = deque()  # (expires, identifier key), in the order added
+        self._changed: set[str] = set()
+
+    def add(self, link: DeadLetterLink, now_ms: int) -> None:
+        expires = now_ms + self.retention_ms
+        for k in link.identifiers:
+            self.by_ident.setdefault(k, []).append((link.key, expires))
+            self._expiry.append((expires, k))
+            self._changed.add(k)
+
+    def expire(self, now_ms: int) -> None:
+        """Forget the dead letters the topic's retention has deleted by ``now_ms`` (amortised: each entry once)."""
+        while self._expiry and self._expiry[0][0] <= now_ms:
+            k = self._expiry.popleft()[1]
+            kept = [(key, at) for key, at in self.by_ident.get(k, ()) if at > now_ms]
+            if kept:
+                self.by_ident[k] = kept
+            else:
+                self.by_ident.pop(k, None)
+            self._changed.add(k)
+
+    def take(self, keys: Iterable[str]) -> list[str]:
+        """The keys of the dead letters carrying any of these identifiers, forgotten here (to be tombstoned)."""
+        found: set[str] = set()
+        for k in keys:
+            if k in self.by_ident:
+                found.update(key for key, _ in self.by_ident.pop(k))
+                self._changed.add(k)
+        return sorted(found)
+
+    def take_changes(self) -> dict[str, object | None]:
+        out: dict[str, object | None] = {f"l/{k}": self.by_ident.get(k) for k in sorted(self._changed)}
+        self._changed.clear()
+        return out
+
+    def restore(self, entries: dict[str, object]) -> None:
+        for name, value in entries.items():
+            if name.startswith("l/") and value:
+                self.by_ident[name[2:]] = [(key, at) for key, at in value]  # type: ignore[attr-defined]
+        self._expiry = deque(sorted((at, k) for k, letters in self.by_ident.items() for _, at in letters))
+
+
 def result(req: PrivacyRequest, completed_at: datetime, customer_id: str | None = None, part: int = 1,
            parts: int = 1, **fields: object) -> Emit:
     """The ``privacy.results.v1`` record (keyed by request id)."""
@@ -103,9 +175,9 @@ def apply(stage: CustomerStage, r: Routed) -> None:
     fields: dict[str, object] = {"merged": list(info.get("merged", [])), "suppressed": info.get("suppressed", 0)}
     if req.type == "erase":
         fields["removed"] = {"identifiers": len(info.get("identifiers", [])),
-                             "merged_customers": len(fields["merged"]), **erase(stage, cid)}  # type: ignore[arg-type]
-        hours = max(stage.rules.internal_retention_hours, stage.rules.dlq_retention_hours)
-        fields["texts_expire_by"] = now + timedelta(hours=hours)
+                             "merged_customers": len(fields["merged"]), "dead_letters": info.get("dead_letters", 0),
+                             **erase(stage, cid)}  # type: ignore[arg-type]
+        fields["texts_expire_by"] = now + timedelta(milliseconds=COMPACTION_LAG_MS)
     elif req.type in ("suppress", "unsuppress") and st is not None:
         st.suppressed = req.type == "suppress"
         stage._changed[cid] = None

@@ -22,6 +22,7 @@ from pipeline.core.engine import Engine
 from pipeline.core.identity import Merge
 from pipeline.core.models.sentiment import Scored
 from pipeline.core.pii import Hasher
+from pipeline.core.privacy import DeadLetterLink
 from pipeline.core.records import Emit, Event, Identifier
 from pipeline.core.versions import Label
 from pipeline.ops.settings import Settings
@@ -107,16 +108,32 @@ def report_bytes(r: LabelReport) -> bytes:
                          "p": r.partition, "through": r.through})
 
 
-def internal_from_bytes(data: bytes) -> tuple[Event, tuple[str, int], int] | Progress | LabelReport:
-    """A record of the internal events topic: an event with where it was read, a progress marker, or a
-    customer partition's label report."""
+def link_bytes(link: DeadLetterLink) -> bytes:
+    """Ingest's note of a dead letter that carries identifiers, for the global stage (``DeadLetters``)."""
+    return orjson.dumps({"dl": link.key, "ids": link.identifiers})
+
+
+def events_record(items: list[bytes]) -> bytes:
+    """Several ``event_bytes`` and ``link_bytes`` in one record of the internal events topic (a JSON array)."""
+    return b"[" + b",".join(items) + b"]"
+
+
+InternalItem = tuple[Event, tuple[str, int], int] | DeadLetterLink | Progress | LabelReport
+
+
+def internal_from_bytes(data: bytes) -> list[InternalItem]:
+    """The items of a record of the internal events topic: events (each with where it was read) and dead
+    letter notes, or one progress marker, or one customer partition's label report."""
     d = orjson.loads(data)
+    if isinstance(d, list):
+        return [DeadLetterLink(e["dl"], tuple(e["ids"])) if "dl" in e else (_event_from(e), (e["s"][0], e["s"][1]), e["o"])
+                for e in d]
     if "caught_up" in d:
-        return Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["as_of"], d["pos"], d["by"])
+        return [Progress([(t, p) for t, p in d["caught_up"]], d["wall"], d["as_of"], d["pos"], d["by"])]
     if "labels" in d:
-        return LabelReport(d["p"], d["through"], [Label(*lb[-4:]) for lb in d["labels"]])  # (older: a customer id 2nd)
-    topic, partition = d["s"]
-    return _event_from(d), (topic, partition), d["o"]
+        return [LabelReport(d["p"], d["through"], [Label(*lb[-4:]) for lb in d["labels"]])]  # (older: a customer id 2nd)
+    topic, partition = d["s"]  # one event per record (an older release)
+    return [(_event_from(d), (topic, partition), d["o"])]
 
 
 # ---- the customers topic: what the global stage and other partitions send a customer partition ------
@@ -147,6 +164,29 @@ def message_bytes(msg: Message) -> bytes:
     if isinstance(msg, (HandedOver, Publish)):
         return b"S" + encoding.dumps(msg)
     raise TypeError(f"not a message for a customer partition: {type(msg).__name__}")
+
+
+def messages_record(messages: list[bytes]) -> bytes:
+    """Several ``message_bytes`` in one record of the customers topic: ``F``, then each with its length.
+
+    >>> [type(m).__name__ for m in messages_from_bytes(messages_record([message_bytes(Tick(5))] * 2))]
+    ['Tick', 'Tick']
+    """
+    return b"F" + b"".join(len(m).to_bytes(4, "big") + m for m in messages)
+
+
+def messages_from_bytes(data: bytes) -> list[Message]:
+    """The messages of a record of the customers topic (an older release wrote one per record)."""
+    if data[:1] != b"F":
+        return [message_from_bytes(data)]
+    out, at, end = [], 1, len(data)
+    while at < end:
+        n = int.from_bytes(data[at:at + 4], "big")
+        out.append(message_from_bytes(data[at + 4:at + 4 + n]))
+        at += 4 + n
+    if at != end:
+        raise ValueError(f"truncated message frame at byte {at} of {end}")
+    return out
 
 
 def message_from_bytes(data: bytes) -> Message:

@@ -19,12 +19,19 @@ from schemas.inbound import INBOUND
 
 
 def export(settings: Settings, out: Path, error_type: str | None = None, idle_s: float = 5.0) -> int:
+    """Write the live dead letters to ``out`` (the topic as a compacted reader sees it: an erased one is
+    tombstoned, one written twice is there once); returns how many."""
+    latest: dict[object, bytes | None] = {}
+    for m in read_range(settings.kafka_client(), [settings.topic("dlq.v1")], idle_s=idle_s):
+        key = m.key() if m.key() is not None else (m.partition(), m.offset())  # (an older release wrote no key)
+        latest.pop(key, None)  # a letter written again goes where it was last
+        latest[key] = m.value()
     n = 0
     with open(out, "wb") as f:
-        for m in read_range(settings.kafka_client(), [settings.topic("dlq.v1")], idle_s=idle_s):
-            if m.value() is None:
+        for value in latest.values():
+            if value is None:
                 continue
-            d = orjson.loads(m.value())
+            d = orjson.loads(value)
             if error_type and d["error_type"] != error_type:
                 continue
             if d["raw_encoding"] == "base64":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -60,6 +60,49 @@ class Publisher:
         errors, self._errors = self._errors, []
         if left or errors:
             raise PublishError(f"{left} records unacknowledged after {timeout}s; errors: {errors[:5]}")
+
+
+#: The items of one record on an internal topic stay under this many bytes (Kafka's default limit is 1 MB).
+TRANSIT_RECORD_BYTES = 256 * 1024
+
+
+class Transit:
+    """Records on the internal topics live until their reader has processed them.
+
+    A writer packs a batch's items into few records (at most ``TRANSIT_RECORD_BYTES`` of items each), each
+    under a key of its own (``writer/sequence``). The reader, once it has processed a batch, tombstones the
+    records it read, in the same flush as its outputs. The internal topics are compacted: a compacted reader
+    finds only records not processed yet, and Kafka deletes the values within ``max.compaction.lag.ms``. So
+    an erased person's pseudonymised events and texts do not outlive their processing by more than that.
+    """
+
+    def __init__(self, publisher: Publisher, writer: str) -> None:
+        self.publisher, self._writer, self._seq = publisher, writer.encode(), 0
+
+    def send(self, topic: str, partition: int, items: Iterable[bytes],
+             pack: Callable[[list[bytes]], bytes] = b"".join) -> None:
+        """Queue ``items`` for ``partition`` of ``topic``, packed into records by ``pack``."""
+        chunk: list[bytes] = []
+        size = 0
+        for item in items:
+            if chunk and size + len(item) > TRANSIT_RECORD_BYTES:
+                self._send(topic, partition, pack(chunk))
+                chunk, size = [], 0
+            chunk.append(item)
+            size += len(item)
+        if chunk:
+            self._send(topic, partition, pack(chunk))
+
+    def _send(self, topic: str, partition: int, value: bytes) -> None:
+        self._seq += 1
+        self.publisher.send(topic, b"%s/%d" % (self._writer, self._seq), value, partition)
+
+    def processed(self, topic: str, records: Iterable[tuple[int, bytes | None]]) -> None:
+        """Tombstone the ``(partition, key)`` records this reader has processed (a record without a key, from an
+        older release, expires with the topic's retention)."""
+        for partition, key in records:
+            if key is not None:
+                self.publisher.send(topic, key, None, partition)
 
 
 class CommittedOffsets:

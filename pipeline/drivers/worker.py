@@ -3,7 +3,8 @@ Kafka's consumer group spreads the partitions of each topic over the workers.
 
 1. *ingest* reads the inbound topics (every worker takes a share of their partitions): decode,
    validate, pseudonymise; dead letters to ``dlq.v1``; valid events, with the partition they came
-   from, to the internal single-partition topic ``rapport.events.v1``. After each batch, and while
+   from, to the internal single-partition topic ``rapport.events.v1`` (a batch's events in few
+   records). After each batch, and while
    its stream is quiet, it adds a progress marker: which of its partitions are read to their end
    (the consumer's fetch high watermark), and when. The sequencer needs the markers to move a quiet
    partition's share of the event-time order on.
@@ -17,7 +18,8 @@ Kafka's consumer group spreads the partitions of each topic over the workers.
    survivor's partition; label reports go back to the global stage.
 
 Outputs and state are produced with confluent-kafka and flushed before Faust acknowledges the
-batch: at-least-once; trigger ids are deterministic and re-read records are not applied twice.
+batch: at-least-once; trigger ids are deterministic and re-read records are not applied twice. A stage
+tombstones the internal records it has processed in the same flush (``kafka_io.Transit``).
 """
 from __future__ import annotations
 
@@ -40,14 +42,15 @@ from pipeline.core.ingest import Ingest
 from pipeline.core.models import sentiment
 from pipeline.core.models.sentiment import SentimentModel
 from pipeline.core.pii import Hasher
+from pipeline.core.privacy import DeadLetterLink
 from pipeline.core.records import Emit, Event, RawRecord
 from pipeline.core.versions import Versions
 from pipeline.drivers import faust_transport
 from pipeline.drivers.codec import (
-    Progress, build_engine, event_bytes, internal_from_bytes, message_bytes, message_from_bytes, progress_bytes,
-    report_bytes, wall_clock,
+    Progress, build_engine, event_bytes, events_record, internal_from_bytes, link_bytes, message_bytes,
+    messages_from_bytes, messages_record, progress_bytes, report_bytes, wall_clock,
 )
-from pipeline.drivers.kafka_io import CommittedOffsets, Publisher
+from pipeline.drivers.kafka_io import CommittedOffsets, Publisher, Transit
 from pipeline.ops import logs
 from pipeline.ops.metrics import Metrics
 from pipeline.ops.settings import Settings
@@ -65,6 +68,13 @@ async def _flush(*publishers: Publisher) -> None:
         await loop.run_in_executor(None, p.flush)
 
 
+def writer_id() -> str:
+    """This process, uniquely (the keys of the internal records it writes start with it)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+#: A record read from an internal topic: ``(partition, offset, key, value)``.
+InternalRecord = tuple[int, int, bytes | None, bytes]
 Highwaters = Callable[[], dict[tuple[str, int], int | None]]
 #: Event times further ahead of the wall clock (a client clock off by hours) do not move an ingest's position.
 FUTURE_MS = 3_600_000
@@ -87,7 +97,8 @@ class IngestStage:
         self.history: deque[tuple[int, dict[str, int]]] = deque(maxlen=256)  # (wall ms, positions) after batches
         # A fetch's high watermark may be this old: a marker speaks for what was written before now - this.
         self.staleness_ms = 2 * settings.fetch_max_wait_ms + 100
-        self.reader = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.reader = writer_id()
+        self.transit = Transit(publisher, f"{self.reader}/ingest")
         self.busy = False
         self.last_batch = time.monotonic()
         self.quiet_after_s = 2 * settings.batch_within_s + settings.fetch_max_wait_ms / 1000
@@ -99,14 +110,16 @@ class IngestStage:
         self.busy = True
         try:
             dead: list[Emit] = []
+            links: list[DeadLetterLink] = []
+            events: list[bytes] = []
             for rec in records:
-                ev = self.ingest.event_or_dead_letter(rec, stats, dead)
+                ev = self.ingest.event_or_dead_letter(rec, stats, dead, links)
                 if ev is not None:
-                    self.publisher.send(self.events_topic, None,
-                                        event_bytes(ev, (rec.topic, rec.partition), rec.offset, arrived))
+                    events.append(event_bytes(ev, (rec.topic, rec.partition), rec.offset, arrived))
                     if ev.ts > self.positions.get(rec.topic, ev.ts - 1) and ev.ts <= horizon:
                         self.positions[rec.topic] = ev.ts
                 self.next_offset[(rec.topic, rec.partition)] = rec.offset + 1
+            self.transit.send(self.events_topic, 0, events + [link_bytes(k) for k in links], events_record)
             self.publisher.send_emits(dead)
             self.history.append((int(time.time() * 1000), dict(self.positions)))
             self._progress()
@@ -142,7 +155,7 @@ class IngestStage:
             as_of = now - self.staleness_ms
             positions = next((p for at, p in reversed(self.history) if at <= as_of), {})
             marker = Progress(caught, now, as_of, positions, self.reader)
-            self.publisher.send(self.events_topic, None, progress_bytes(marker))
+            self.transit.send(self.events_topic, 0, [progress_bytes(marker)])
         return bool(caught)
 
 
@@ -165,6 +178,7 @@ class EngineStage:
         self.settings, self.publisher, self.store, self.metrics = settings, publisher, store, metrics
         self.customers_topic = settings.topic(CUSTOMERS_TOPIC)
         self.events_topic = settings.topic(EVENTS_TOPIC)
+        self.transit = Transit(publisher, f"{writer_id()}/global")
         self.engine: Engine | None = None
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()
@@ -206,28 +220,31 @@ class EngineStage:
             self.engine = None
             self.metrics.global_held.set(0)
 
-    async def batch(self, records: list[tuple[int, int, bytes]]) -> None:
-        """``(partition, offset, value)`` records of the internal events topic."""
+    async def batch(self, records: list[InternalRecord]) -> None:
+        """Records of the internal events topic; processed, they are tombstoned."""
         now = time.monotonic()
 
         def step(engine: Engine) -> list[Emit]:
-            for partition, offset, data in records:
+            for partition, offset, _, data in records:
                 try:
-                    item = internal_from_bytes(data)
+                    items = internal_from_bytes(data)
                 except Exception as e:  # noqa: BLE001 - e.g. a record an older or newer release wrote
                     engine.undecodable(self.events_topic, partition, offset, data, e)
                     continue
-                if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
-                    engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.positions)
-                elif isinstance(item, LabelReport):
-                    engine.report(item)
-                else:
-                    ev, source, offset = item
-                    self._heard[source] = self.last_input = now
-                    engine.apply(ev, source, offset)
+                for item in items:
+                    if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
+                        engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.positions)
+                    elif isinstance(item, LabelReport):
+                        engine.report(item)
+                    elif isinstance(item, DeadLetterLink):
+                        engine.link_dead_letters([item])
+                    else:
+                        ev, source, source_offset = item
+                        self._heard[source] = self.last_input = now
+                        engine.apply(ev, source, source_offset)
             return engine.end_batch()
 
-        await self._run(step, len(records))
+        await self._run(step, len(records), [(partition, key) for partition, _, key, _ in records])
 
     async def tick(self) -> None:
         """Report partitions read to their end and without events for a while (the end of a backfill) and,
@@ -244,14 +261,19 @@ class EngineStage:
         if silent or wall is not None:
             await self._run(lambda engine: engine.sources_idle(silent, wall), 0)
 
-    async def _run(self, step: Callable[[Engine], list[Emit]], n: int) -> None:
+    async def _run(self, step: Callable[[Engine], list[Emit]], n: int,
+                   processed: list[tuple[int, bytes | None]] | None = None) -> None:
         async with self.lock:
             engine = await self._ensure_engine()
             started = time.perf_counter()
             emits = step(engine)
             self.publisher.send_emits(emits)
+            by_partition: dict[int, list[bytes]] = {}
             for partition, msg in engine.take_messages():
-                self.publisher.send(self.customers_topic, None, message_bytes(msg), partition)
+                by_partition.setdefault(partition, []).append(message_bytes(msg))
+            for partition, msgs in by_partition.items():
+                self.transit.send(self.customers_topic, partition, msgs, messages_record)
+            self.transit.processed(self.events_topic, processed or [])
             self.store.write(engine.take_changes())
             if time.monotonic() - self.last_checkpoint >= self.settings.model_checkpoint_s:
                 self.store.write(engine.models())
@@ -273,6 +295,7 @@ class CustomerStages:
         self.customers_topic = settings.topic(CUSTOMERS_TOPIC)
         self.events_topic = settings.topic(EVENTS_TOPIC)
         self.state_topic = settings.topic(CUSTOMER_STATE_TOPIC)
+        self.transit = Transit(publisher, f"{writer_id()}/customers")
         self.stages: dict[int, tuple[CustomerStage, StateStore]] = {}
         self.lock = asyncio.Lock()
 
@@ -303,36 +326,39 @@ class CustomerStages:
                                                                  for p in todo)), strict=True):
                 self.stages[p] = restored
 
-    async def batch(self, records: list[tuple[int, int, bytes]]) -> None:
-        """``(partition, offset, value)`` records of the customers topic, in order per partition."""
+    async def batch(self, records: list[InternalRecord]) -> None:
+        """Records of the customers topic, in order per partition; processed, they are tombstoned."""
         async with self.lock:
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             touched: dict[int, CustomerStage] = {}
             applied: list[Event] = []
-            for partition, offset, value in records:
+            for partition, offset, _, value in records:
                 if partition not in self.stages:
                     self.stages[partition] = await loop.run_in_executor(None, self._restore, partition)
                 stage = touched[partition] = self.stages[partition][0]
                 try:
-                    msg = message_from_bytes(value)
+                    msgs = messages_from_bytes(value)
                 except Exception as e:  # noqa: BLE001 - e.g. a record an older or newer release wrote
                     stage.undecodable(self.customers_topic, partition, offset, value, e)
                     continue
-                stage.receive(msg, offset)
-                if isinstance(msg, Routed):
-                    applied.append(msg.event)
+                stage.receive_record(msgs, offset)
+                applied.extend(m.event for m in msgs if isinstance(m, Routed))
             for partition, stage in touched.items():
                 emits = stage.end_batch()
                 self.publisher.send_emits(emits)
+                handovers: dict[int, list[bytes]] = {}
                 for target, msg in stage.take_sent():
                     if target is None:
-                        self.publisher.send(self.events_topic, None, report_bytes(msg))  # type: ignore[arg-type]
+                        self.transit.send(self.events_topic, 0, [report_bytes(msg)])  # type: ignore[arg-type]
                     else:
-                        self.publisher.send(self.customers_topic, None, message_bytes(msg), target)  # type: ignore[arg-type]
+                        handovers.setdefault(target, []).append(message_bytes(msg))  # type: ignore[arg-type]
+                for target, msgs in handovers.items():
+                    self.transit.send(self.customers_topic, target, msgs, messages_record)
                 self.stages[partition][1].write(stage.take_changes())
                 self.metrics.count(f"customers/{partition}", stage.stats)
                 self.metrics.outputs(emits, self.publisher.prefix)
+            self.transit.processed(self.customers_topic, [(partition, key) for partition, _, key, _ in records])
             await _flush(self.publisher)  # the stores write through it too
             self.metrics.applied(applied, time.time())
             self.metrics.customer_stages([s for s, _ in self.stages.values()])
@@ -382,14 +408,20 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     @app.agent(app.topic(events_topic))
     async def engine_agent(stream):  # noqa: ANN001
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await engine.batch([(e.message.partition, e.message.offset, e.message.value) for e in events])
+            records = [(m.partition, m.offset, m.key, m.value) for m in (e.message for e in events)
+                       if m.value is not None]  # not the tombstones of processed records
+            if records:
+                await engine.batch(records)
 
     customers_topic = settings.topic(CUSTOMERS_TOPIC)
 
     @app.agent(app.topic(customers_topic))
     async def customers_agent(stream):  # noqa: ANN001
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await customers.batch([(e.message.partition, e.message.offset, e.message.value) for e in events])
+            records = [(m.partition, m.offset, m.key, m.value) for m in (e.message for e in events)
+                       if m.value is not None]
+            if records:
+                await customers.batch(records)
 
     @app.timer(1.0)
     async def idle_watermark() -> None:

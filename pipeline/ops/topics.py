@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from pipeline.core.privacy import COMPACTION_LAG_MS
 from pipeline.ops.settings import Settings
 from schemas.inbound import INBOUND
 from schemas.outbound import OUTBOUND
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -38,20 +40,29 @@ INBOUND_TOPICS = tuple(TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in 
 #: (``max.compaction.lag.ms``), and a tombstone itself is kept a day (``delete.retention.ms``) so that
 #: every reader sees the deletion. An erased customer's last value is unreadable after at most two days.
 COMPACTED = {"cleanup.policy": "compact", "max.compaction.lag.ms": str(DAY_MS), "delete.retention.ms": str(DAY_MS)}
+#: ``dlq.v1``: kept for repair (``dlq_retention_hours``), and compacted: an erase tombstones the dead letters
+#: carrying the person's identifiers, and their values are compacted away within an hour.
+ERASABLE = {"cleanup.policy": "compact,delete", "max.compaction.lag.ms": str(COMPACTION_LAG_MS),
+            "delete.retention.ms": str(HOUR_MS)}
+#: Internal topics in transit: a record lives until its reader has processed it and tombstoned it
+#: (``kafka_io.Transit``). A processed record's value is compacted away within an hour, its tombstone an
+#: hour later; a record stays at least 10 minutes (a worker that crashed between a batch's tombstones and
+#: its commit reads it again); the retention (``internal_retention_hours``) bounds one never processed.
+TRANSIT = {**ERASABLE, "min.compaction.lag.ms": str(600_000)}
 #: Configs of outbound topics that differ from a week's retention.
 _OUTBOUND_CONFIG = {
     "profiles.v1": COMPACTED,
     "identity.merges.v1": {"retention.ms": str(30 * DAY_MS)},
     "identity.blocked.v1": COMPACTED,
-    "dlq.v1": {},
+    "dlq.v1": ERASABLE,
     "privacy.results.v1": {"retention.ms": str(400 * DAY_MS)},  # the audit trail of privacy requests
 }
 OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)}),
                                   retention_hours="dlq_retention_hours" if t == "dlq.v1" else None) for t in OUTBOUND)
 INTERNAL_TOPICS = (
-    TopicSpec(EVENTS_TOPIC, partitions=1, retention_hours="internal_retention_hours"),
+    TopicSpec(EVENTS_TOPIC, TRANSIT, partitions=1, retention_hours="internal_retention_hours"),
     TopicSpec(STATE_TOPIC, COMPACTED, partitions=1),
-    TopicSpec(CUSTOMERS_TOPIC, retention_hours="internal_retention_hours"),
+    TopicSpec(CUSTOMERS_TOPIC, TRANSIT, retention_hours="internal_retention_hours"),
     TopicSpec(CUSTOMER_STATE_TOPIC, COMPACTED),
 )
 ALL_TOPICS = INBOUND_TOPICS + OUTBOUND_TOPICS + INTERNAL_TOPICS

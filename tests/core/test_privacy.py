@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.core.encoding import dumps
-from tests.helpers import add, click, consent, make_engine, of, privacy, review, run
+from tests.helpers import add, click, consent, event, make_engine, of, privacy, raw, review, run
 
 KIM = {"email": "kim@example.kr", "anonymous_id": "cookie-kim"}
 LEE = {"email": "lee@example.kr", "anonymous_id": "cookie-lee"}
@@ -41,6 +41,25 @@ def test_erase_removes_the_customer_everywhere_and_only_them():
     out = run(e, click(20, {"anonymous_id": "cookie-kim"}, "page_view"))
     fresh = e.customers[e.identity.owner[e.hasher.identifier("anonymous_id", "cookie-kim").key]]
     assert fresh.page_views == 1 and not fresh.consent_history and not fresh.carts
+
+
+def test_erase_tombstones_the_dead_letters_that_carry_the_persons_identifiers():
+    e = make_engine()
+    broken = raw("reviews.v1", event(1, {"user_id": "u-kim", "email": "kim@example.kr"}, review_id="r-1",
+                                     channel="web", text="a review with a rating of eleven", rating=11))
+    unknown = raw("reviews.v1", event(2, {"email": "kim.other@example.kr"}, review_id="r-2", channel="web",
+                                      text="no rating at all either", rating="five"))
+    out = run(e, *journey(KIM, 0), broken, unknown, review(3, LEE, "not Kim's", rating="x"))
+    dead = [x for x in out if x.topic == "dlq.v1"]
+    assert len(dead) == 3 and all(x.key for x in dead)
+    out = run(e, privacy(10, {"email": "kim@example.kr", "user_id": "u-kim"}, "erase"),
+              privacy(11, {"email": "kim.other@example.kr"}, "erase"))
+    tombstoned = {x.key for x in out if x.topic == "dlq.v1" and x.value is None}
+    assert tombstoned == {dead[0].key, dead[1].key}  # not Lee's
+    [found], [nobody] = ([r for r in of(out, "privacy.results.v1") if r.status == s] for s in ("completed", "not_found"))
+    assert found.removed["dead_letters"] == 1 and found.texts_expire_by is not None
+    assert nobody.status == "not_found" and nobody.removed == {"dead_letters": 1}
+    assert "kim" not in str(e.take_changes())  # nothing is left to link
 
 
 def test_the_churn_learner_holds_no_customer_id_in_the_labels_it_waits_to_learn():

@@ -22,7 +22,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    def send(self, topic, key, value) -> None:
+    def send(self, topic, key, value, partition=None) -> None:
         self.sent.append(value)
 
     def send_emits(self, emits) -> None:
@@ -32,7 +32,7 @@ class Recorder:
         pass
 
     def markers(self) -> list[Progress]:
-        return [m for m in map(internal_from_bytes, self.sent) if isinstance(m, Progress)]
+        return [m for record in self.sent for m in internal_from_bytes(record) if isinstance(m, Progress)]
 
 
 def click_at(offset: int, when: datetime):
@@ -84,4 +84,4 @@ def test_an_event_time_far_in_the_future_does_not_move_the_position(tmp_path):
 
 def test_markers_round_trip_through_the_internal_topic():
     p = Progress([CLICKS], 10, 5, {"clickstream.v1": 3}, "host:1:ab")
-    assert internal_from_bytes(progress_bytes(p)) == p and orjson.loads(progress_bytes(p))["by"] == "host:1:ab"
+    assert internal_from_bytes(progress_bytes(p)) == [p] and orjson.loads(progress_bytes(p))["by"] == "host:1:ab"

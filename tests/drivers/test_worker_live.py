@@ -163,8 +163,8 @@ def test_poison_events_and_undecodable_internal_records_never_stop_a_live_worker
     try:
         w.start()
         pub = Publisher(w.settings.bootstrap, w.ns)
-        pub.send(w.ns + EVENTS_TOPIC, None, b"\x80 not an internal record")
-        pub.send(w.ns + CUSTOMERS_TOPIC, None, b'{"k": "from a future release"}', 0)
+        pub.send(w.ns + EVENTS_TOPIC, b"garbage/1", b"\x80 not an internal record", 0)
+        pub.send(w.ns + CUSTOMERS_TOPIC, b"garbage/2", b'{"k": "from a future release"}', 0)
         pub.flush()
         ann = {"anonymous_id": "cookie-poisoned"}
         records = [add(0, ann, "SKU-1", 39000)]

@@ -8,6 +8,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pipeline.drivers.generate import generate
@@ -167,7 +168,7 @@ def test_sigterm_finishes_the_batch_commits_and_leaves_so_nothing_is_read_twice(
 
 def count_forwarded(w: LiveWorker) -> int:
     """Inbound records forwarded (events on the internal topic, not progress markers) or dead-lettered."""
-    events = sum(1 for _, v in w.read_to_end("rapport.events.v1") if v and v.startswith(b'{"s":'))
+    events = sum(len(orjson.loads(v)) for _, v in w.read_to_end("rapport.events.v1") if v and v.startswith(b"["))
     return events + len(w.read_to_end("dlq.v1"))
 
 
