@@ -102,8 +102,8 @@ class DeadLetters:
 
     >>> d = DeadLetters(retention_ms=100)
     >>> d.add(DeadLetterLink("dl1", ("email:ab", "user_id:cd")), now_ms=0)
-    >>> d.take(["user_id:cd"]), d.take(["email:ab"])
-    (['dl1'], [])
+    >>> d.take(["user_id:cd"]), d.take(["email:ab"]), d.take(["email:ab"])  # found by each identifier it carries
+    (['dl1'], ['dl1'], [])
     >>> d.add(DeadLetterLink("dl2", ("email:ab",)), now_ms=0); d.expire(now_ms=100); d.take(["email:ab"])
     []
     """
