@@ -229,12 +229,15 @@ class PrivacyResult(_Out):
     merged_customer_ids: list[str] = Field(description="Customers merged into it earlier (erased with it).")
     part: int
     parts: int
-    removed: dict[str, int] = Field(description="erase: what was deleted, by kind (identifiers, customer_state, "
-                                    "open_cart_lines, timers, churn_snapshots, consent_changes, recent_event_ids)")
+    removed: dict[str, int] = Field(description="erase: what was deleted, by kind (identifiers, merged_customers, "
+                                    "dead_letters, customer_state, open_cart_lines, timers, churn_snapshots, "
+                                    "consent_changes, recent_event_ids)")
     suppressed_identifiers: int = Field(description="suppress/unsuppress: identifiers now (no longer) suppressed.")
     export: PrivacyExport | None
-    texts_expire_by: datetime | None = Field(description="erase: when the last copies of the customer's texts, in "
-                                             "the internal topics and dlq.v1, are past their retention.")
+    texts_expire_by: datetime | None = Field(description="erase: by when Kafka has deleted the tombstoned copies of "
+                                             "the customer's texts (internal topics, dlq.v1): one "
+                                             "max.compaction.lag.ms after completed_at. A compacted reader sees none "
+                                             "from completed_at on.")
     occurred_at: datetime = Field(description="The request's event time.")
     completed_at: datetime = Field(description="Wall clock when the request took effect.")
 

@@ -74,17 +74,19 @@ TOPICS: dict[str, tuple[str, dict[str, Any]]] = {
         "type": "string", "description": "surviving_customer_id: the customer that absorbed the other."}),
     "identity.blocked.v1": ("An identifier found shared by several people: from then on it links nothing.", {
         "type": "string", "description": "The identifier: its kind and keyed hash, `<kind>:<hash>` (no raw value)."}),
-    "dlq.v1": ("Every rejected input, with its source, raw bytes (redacted), error type and detail.", {
-        "type": ["string", "null"],
-        "description": "The rejected record's own key (redacted like raw, at most 1024 characters), or null when "
-                       "the event was rejected after ordering or by an internal stage."}),
+    "dlq.v1": ("Every rejected input, with its source, raw bytes (redacted), error type and detail (compacted).", {
+        "type": "string",
+        "description": "The dead letter's id: a digest of what it holds, the same when a record read again is "
+                       "rejected again (the rejected record's own key is the value's `key`)."}),
     "privacy.results.v1": ("The outcome of a privacy.v1 request, one record per customer it reached (no raw "
                            "personal data).", {"type": "string", "description": "The request_id."}),
 }
 #: Extra messages of a channel besides the model's: tombstones of compacted topics.
 TOMBSTONES = {
-    "profiles.v1": "A tombstone (no value): the customer was merged into another (identity.merges.v1); compaction "
-                   "then forgets the key.",
+    "profiles.v1": "A tombstone (no value): the customer was merged into another (identity.merges.v1) or erased "
+                   "(privacy.v1); compaction then forgets the key.",
+    "dlq.v1": "A tombstone (no value): an erase (privacy.v1) deleted a dead letter that carried the person's "
+              "identifiers; compaction then forgets the key.",
 }
 
 
