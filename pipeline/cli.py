@@ -36,7 +36,7 @@ def _broker(args: argparse.Namespace, s: Settings) -> None:
 
 
 def _topics(args: argparse.Namespace, s: Settings) -> None:
-    from pipeline.ops.topics import ALL_TOPICS, check_topics, ensure_topics, expected_config
+    from pipeline.ops.topics import ALL_TOPICS, align_configs, check_topics, ensure_topics, expected_config
 
     if args.check:
         report = check_topics(s)
@@ -47,9 +47,11 @@ def _topics(args: argparse.Namespace, s: Settings) -> None:
             sys.exit(f"rapport topics --check: {bad} of {len(report)} topics differ from what Rapport expects")
         return
     created = ensure_topics(s)
+    updated = align_configs(s)
     for spec in ALL_TOPICS:
-        mark = "created" if s.topic(spec.name) in created else "exists"
-        print(f"{s.topic(spec.name):<32} {mark:<8} {expected_config(s, spec)}")
+        name = s.topic(spec.name)
+        mark = "created" if name in created else "updated" if name in updated else "exists"
+        print(f"{name:<32} {mark:<8} {expected_config(s, spec)}")
 
 
 def _replay(args: argparse.Namespace, s: Settings) -> None:
@@ -208,7 +210,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, help="default: RAPPORT_BROKER_PORT (19092)")
     b.set_defaults(func=_broker)
 
-    tp = sub.add_parser("topics", help="create every topic that does not exist yet, and list them")
+    tp = sub.add_parser("topics", help="create every topic that does not exist yet, set the configs Rapport expects "
+                        "on those that do, and list them")
     tp.add_argument("--check", action="store_true", help="create nothing: compare the cluster's topics (partitions, "
                     "replication, configs) with what Rapport expects; exit 1 on any difference")
     tp.set_defaults(func=_topics)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from pipeline.core.privacy import COMPACTION_LAG_MS
 from pipeline.ops.settings import Settings
@@ -101,6 +101,38 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS,
     if created:
         log.info("created topics: %s", ", ".join(created))
     return created
+
+
+def align_configs(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS,
+                  timeout: float = 15.0) -> dict[str, list[str]]:
+    """Set the configs Rapport expects on existing topics where they differ (an upgrade: e.g. ``dlq.v1`` and the
+    internal topics became compacted); returns topic name -> the configs set. Partition counts are not changed."""
+    client = admin(settings)
+    topics = client.list_topics(timeout=timeout).topics
+    present = [s for s in specs if settings.topic(s.name) in topics]
+    if not present:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, settings.topic(s.name)) for s in present]
+    described = {r.name: f.result() for r, f in client.describe_configs(resources, request_timeout=timeout).items()}
+    changes = []
+    for spec in present:
+        name = settings.topic(spec.name)
+        actual = {k: v.value for k, v in described[name].items()}
+        wrong = {k: v for k, v in expected_config(settings, spec).items() if actual.get(k) != v}
+        if wrong:
+            changes.append(ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in wrong.items()]))
+    done: dict[str, list[str]] = {}
+    for resource, future in (client.incremental_alter_configs(changes, request_timeout=timeout).items()
+                             if changes else []):
+        try:
+            future.result()
+        except Exception as e:
+            raise RuntimeError(f"could not set the configs of topic {resource.name}: {e}") from e
+        done[resource.name] = sorted(c.name for c in resource.incremental_configs)
+    if done:
+        log.info("set configs: %s", "; ".join(f"{n} {', '.join(k)}" for n, k in done.items()))
+    return done
 
 
 def partitions_of(settings: Settings, names: list[str], timeout: float = 15.0) -> list[tuple[str, int]]:

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.ops.settings import Settings
-from pipeline.ops.topics import ALL_TOPICS, check_topics, ensure_topics, expected_config
+from pipeline.ops.topics import ALL_TOPICS, align_configs, check_topics, ensure_topics, expected_config
 
 pytestmark = pytest.mark.broker
 
@@ -48,6 +48,11 @@ def test_check_passes_on_topics_rapport_created_and_names_every_difference(broke
     done = check_cli(broker.bootstrap, bad.topic_prefix)
     assert done.returncode == 1
     assert "MISMATCH: 2 partitions, expected 4" in done.stdout and "3 of" in done.stderr
+    # rapport topics sets the configs (an upgrade) and creates what is missing; partitions stay as they are.
+    assert align_configs(bad) == {bad.topic("profiles.v1"): [
+        "cleanup.policy", "delete.retention.ms", "max.compaction.lag.ms"]}
+    ensure_topics(bad)
+    assert [n for n, p in check_topics(bad).items() if p] == [bad.topic("clickstream.v1")]
 
 
 def test_replicated_topics_expect_min_insync_replicas():
