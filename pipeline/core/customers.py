@@ -126,6 +126,7 @@ class CustomerStage:
         self._labels: list[Label] = []  # computed, not reported yet
         self._out: list[Emit] = []
         self._sent: list[tuple[int | None, object]] = []  # messages for other partitions (None: the learner)
+        self._links: list[privacy.DeadLetterLink] = []  # this partition's dead letters, for the global stage
         self._inbox: deque[Message] = deque()  # waiting for a model version
         self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
@@ -225,7 +226,7 @@ class CustomerStage:
             except Exception as e:  # noqa: BLE001 - a failing timer must not stop the partition
                 self._roll_back(cid, saved)
                 raw = f'{{"timer": "{kind}", "customer_id": "{cid}", "at": "{to_dt(at).isoformat()}"}}'.encode()
-                self._failed("timers", f"timer:{kind}", raw, e, "timer")
+                self._failed("timers", f"timer:{kind}", raw, e, (privacy.customer_key(cid),), "timer")
 
     def advance(self, watermark: int | None) -> None:
         self.observe(watermark)
@@ -242,7 +243,8 @@ class CustomerStage:
             self._apply(r)
         except Exception as e:  # noqa: BLE001 - a poison event must not stop the partition
             self._roll_back(r.customer_id, saved)
-            self._failed("customers", r.event.topic, r.event.body.model_dump_json().encode(), e)
+            carries = (*(i.key for i in r.event.identifiers), privacy.customer_key(r.customer_id))
+            self._failed("customers", r.event.topic, r.event.body.model_dump_json().encode(), e, carries)
 
     def _save(self, cid: str) -> tuple:
         """What applying an event or a timer may change of one customer (to roll back on a failure)."""
@@ -279,8 +281,17 @@ class CustomerStage:
         dead_lettered(self.stats, self._out, "internal",
                       undecodable_letter(topic, partition, offset, data, error, self.hasher))
 
-    def _failed(self, stage: str, source: str, raw: bytes, error: Exception, what: str = "event") -> None:
-        dead_lettered(self.stats, self._out, stage, failed_letter(stage, source, raw, error, self.hasher, what))
+    def _failed(self, stage: str, source: str, raw: bytes, error: Exception, carries: tuple[str, ...],
+                what: str = "event") -> None:
+        """Dead-letter what failed; the global stage learns whom it names (``carries``: identifier and
+        customer keys), so that their erase tombstones it."""
+        key = dead_lettered(self.stats, self._out, stage, failed_letter(stage, source, raw, error, self.hasher, what))
+        self._links.append(privacy.DeadLetterLink(key, carries))
+
+    def take_links(self) -> list[privacy.DeadLetterLink]:
+        """The dead letters this partition wrote since the last call, with whom they name."""
+        links, self._links = self._links, []
+        return links
 
     def _apply(self, r: Routed) -> None:
         if r.privacy is not None:

@@ -170,6 +170,7 @@ class Engine:
         profile of every customer it changed."""
         self._release()
         self._tell_partitions(force=True)
+        self._partition_dead_letters()
         self.dead_letters.expire(to_ms(self.now()))
         out, self._out = self._out, []
         for stage in self.partitions:
@@ -279,6 +280,7 @@ class Engine:
         """Resolve a request to the customers holding its identifiers; suppressions take effect here, and each
         customer's partition carries out the rest (``pipeline.core.privacy.apply``)."""
         req: PrivacyRequest = ev.body  # type: ignore[assignment]
+        self._partition_dead_letters()
         keys = [i.key for i in ev.identifiers]
         ident = self.identity
         customers = sorted({ident.owner[k] for k in keys if k in ident.owner})
@@ -300,9 +302,15 @@ class Engine:
             info = {"identifiers": [[i.kind, i.hash] for i in idents], "merged": sorted(merged),
                     "suppressed": suppressed, "part": part, "parts": len(customers)}
             if req.type == "erase":
-                info["dead_letters"] = self._erase_dead_letters(i.key for i in idents) + letters
+                named = [i.key for i in idents] + [privacy.customer_key(c) for c in (cid, *merged)]
+                info["dead_letters"] = self._erase_dead_letters(named) + letters
                 letters = 0
             self._route(Routed(cid, ev, self.watermark.current, {}, privacy=info))
+
+    def _partition_dead_letters(self) -> None:
+        """Index the dead letters the customer partitions in this process wrote (others send them)."""
+        for stage in self.partitions:
+            self.link_dead_letters(stage.take_links())
 
     def _erase_dead_letters(self, keys: Iterable[str]) -> int:
         """Tombstone the dead letters carrying any of these identifiers; how many."""

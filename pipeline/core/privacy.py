@@ -102,8 +102,8 @@ class DeadLetters:
 
     >>> d = DeadLetters(retention_ms=100)
     >>> d.add(DeadLetterLink("dl1", ("email:ab", "user_id:cd")), now_ms=0)
-    >>> d.take(["user_id:cd"]), d.take(["email:ab"]), d.take(["email:ab"])  # found by each identifier it carries
-    (['dl1'], ['dl1'], [])
+    >>> d.take(["user_id:cd"]), d.take(["email:ab"])  # found by either identifier it carries, once
+    (['dl1'], [])
     >>> d.add(DeadLetterLink("dl2", ("email:ab",)), now_ms=0); d.expire(now_ms=100); d.take(["email:ab"])
     []
     """
@@ -111,11 +111,13 @@ class DeadLetters:
     def __init__(self, retention_ms: int) -> None:
         self.retention_ms = retention_ms
         self.by_ident: dict[str, list[tuple[str, int]]] = {}
+        self._carries: dict[str, tuple[str, ...]] = {}  # dead letter key -> the identifier keys it is under
         self._expiry: deque[tuple[int, str]] = deque()  # (expires, identifier key), in the order added
         self._changed: set[str] = set()
 
     def add(self, link: DeadLetterLink, now_ms: int) -> None:
         expires = now_ms + self.retention_ms
+        self._carries[link.key] = (*self._carries.get(link.key, ()), *link.identifiers)
         for k in link.identifiers:
             self.by_ident.setdefault(k, []).append((link.key, expires))
             self._expiry.append((expires, k))
@@ -125,7 +127,11 @@ class DeadLetters:
         """Forget the dead letters the topic's retention has deleted by ``now_ms`` (amortised: each entry once)."""
         while self._expiry and self._expiry[0][0] <= now_ms:
             k = self._expiry.popleft()[1]
-            kept = [(key, at) for key, at in self.by_ident.get(k, ()) if at > now_ms]
+            letters = self.by_ident.get(k, ())
+            kept = [(key, at) for key, at in letters if at > now_ms]
+            for key, at in letters:
+                if at <= now_ms:
+                    self._carries.pop(key, None)
             if kept:
                 self.by_ident[k] = kept
             else:
@@ -134,10 +140,14 @@ class DeadLetters:
 
     def take(self, keys: Iterable[str]) -> list[str]:
         """The keys of the dead letters carrying any of these identifiers, forgotten here (to be tombstoned)."""
-        found: set[str] = set()
-        for k in keys:
-            if k in self.by_ident:
-                found.update(key for key, _ in self.by_ident.pop(k))
+        found = {key for k in keys for key, _ in self.by_ident.get(k, ())}
+        for key in found:
+            for k in self._carries.pop(key, ()):
+                kept = [(other, at) for other, at in self.by_ident.get(k, ()) if other != key]
+                if kept:
+                    self.by_ident[k] = kept
+                else:
+                    self.by_ident.pop(k, None)
                 self._changed.add(k)
         return sorted(found)
 
@@ -150,7 +160,14 @@ class DeadLetters:
         for name, value in entries.items():
             if name.startswith("l/") and value:
                 self.by_ident[name[2:]] = [(key, at) for key, at in value]  # type: ignore[attr-defined]
+                for key, _ in value:  # type: ignore[attr-defined]
+                    self._carries[key] = (*self._carries.get(key, ()), name[2:])
         self._expiry = deque(sorted((at, k) for k, letters in self.by_ident.items() for _, at in letters))
+
+
+def customer_key(customer_id: str) -> str:
+    """How a dead letter naming a customer (not an identifier) is indexed in ``DeadLetters``."""
+    return f"customer/{customer_id}"
 
 
 def result(req: PrivacyRequest, completed_at: datetime, customer_id: str | None = None, part: int = 1,

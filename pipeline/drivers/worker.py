@@ -355,6 +355,7 @@ class CustomerStages:
                         handovers.setdefault(target, []).append(message_bytes(msg))  # type: ignore[arg-type]
                 for target, msgs in handovers.items():
                     self.transit.send(self.customers_topic, target, msgs, messages_record)
+                self.transit.send(self.events_topic, 0, [link_bytes(k) for k in stage.take_links()], events_record)
                 self.stages[partition][1].write(stage.take_changes())
                 self.metrics.count(f"customers/{partition}", stage.stats)
                 self.metrics.outputs(emits, self.publisher.prefix)

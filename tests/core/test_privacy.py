@@ -62,6 +62,16 @@ def test_erase_tombstones_the_dead_letters_that_carry_the_persons_identifiers():
     assert "kim" not in str(e.take_changes())  # nothing is left to link
 
 
+def test_erase_tombstones_the_dead_letters_of_a_failing_customer_partition():
+    e = make_engine(inject_faults="customers:poison")
+    out = run(e, *journey(KIM, 0), click(5, KIM, "page_view", event_id="poison-1"))
+    [dead] = [x for x in out if x.topic == "dlq.v1"]
+    assert dead.value.stage == "customers"
+    out = run(e, privacy(10, {"anonymous_id": "cookie-kim"}, "erase"))
+    assert [x.key for x in out if x.topic == "dlq.v1" and x.value is None] == [dead.key]
+    assert of(out, "privacy.results.v1")[0].removed["dead_letters"] == 1
+
+
 def test_the_churn_learner_holds_no_customer_id_in_the_labels_it_waits_to_learn():
     e = make_engine(churn_horizon_days=0.01, churn_snapshot_every_days=0.005, model_epoch_hours=1)
     run(e, *journey(KIM, 0), click(40, LEE, "page_view"))  # Kim's labels are due at 15-20 min; epoch 0 ends at 60
