@@ -142,8 +142,9 @@ class Engine:
         self.link_dead_letters(links)
 
     def link_dead_letters(self, links: Iterable[privacy.DeadLetterLink]) -> None:
-        """Dead letters carrying identifiers, as ingest sent them to ``dlq.v1``: an erase of their person
-        tombstones them (as they arrive, not in event-time order: a rejected record may have no event time)."""
+        """Dead letters that name someone, as their writers (ingest, a stage) sent them to ``dlq.v1``: an erase of
+        that person tombstones them. Indexed as they arrive, not in event-time order (a rejected record may
+        have no event time)."""
         now = to_ms(self.now())
         for link in links:
             self.dead_letters.add(link, now)
@@ -313,7 +314,7 @@ class Engine:
             self.link_dead_letters(stage.take_links())
 
     def _erase_dead_letters(self, keys: Iterable[str]) -> int:
-        """Tombstone the dead letters carrying any of these identifiers; how many."""
+        """Tombstone the dead letters naming any of these identifier or customer keys; how many."""
         letters = self.dead_letters.take(keys)
         self._out += [Emit("dlq.v1", key, None) for key in letters]
         return len(letters)

@@ -89,7 +89,8 @@ class Suppressions:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterLink:
-    """A dead letter on ``dlq.v1`` (its record key) and the identifiers it carries (``kind:hash`` keys)."""
+    """A dead letter on ``dlq.v1`` (its record key) and whom it names: identifier keys (``kind:hash``) and
+    customer keys (``customer_key``)."""
 
     key: str
     identifiers: tuple[str, ...]
