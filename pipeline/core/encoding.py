@@ -45,6 +45,7 @@ from pipeline.core.identity import Merge
 from pipeline.core.messages import Expect, HandedOver, Handover, Publish, Recount, Release, Routed, Tick
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import Scored, SentimentModel
+from pipeline.core.privacy import Resolved
 from pipeline.core.profile import CustomerState, Purchase
 from pipeline.core.records import Event, Identifier
 from pipeline.core.sequencer import Sequencer
@@ -67,7 +68,7 @@ DATACLASSES: dict[str, type] = {
     "customer": CustomerState, "purchase": Purchase, "carts": Carts, "cart": Cart, "cart_line": CartLine,
     "identifier": Identifier, "merge": Merge, "label": Label, "scored": Scored, "handover": Handover,
     "handed_over": HandedOver, "routed": Routed, "tick": Tick, "expect": Expect, "release": Release,
-    "recount": Recount, "publish": Publish,
+    "recount": Recount, "publish": Publish, "privacy.resolved": Resolved,
     "trigger.cart_recovered": cart_recovered.State, "trigger.cart_recovered.abandoned": cart_recovered.Abandoned,
     "trigger.churn_risk": churn_risk.State, "trigger.negative_emotion": negative_emotion.State,
 }

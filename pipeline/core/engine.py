@@ -300,12 +300,12 @@ class Engine:
         for part, cid in enumerate(customers, 1):
             idents, merged = ident.forget(cid) if req.type == "erase" else (ident.members.get(cid, []),
                                                                              ident.merged_into(cid))
-            info = {"identifiers": [[i.kind, i.hash] for i in idents], "merged": sorted(merged),
-                    "suppressed": suppressed, "part": part, "parts": len(customers)}
+            erased = 0
             if req.type == "erase":
                 named = [i.key for i in idents] + [privacy.customer_key(c) for c in (cid, *merged)]
-                info["dead_letters"] = self._erase_dead_letters(named) + letters
-                letters = 0
+                erased, letters = self._erase_dead_letters(named) + letters, 0
+            info = privacy.Resolved(tuple((i.kind, i.hash) for i in idents), tuple(sorted(merged)), suppressed, part,
+                                    len(customers), erased)
             self._route(Routed(cid, ev, self.watermark.current, {}, privacy=info))
 
     def _partition_dead_letters(self) -> None:

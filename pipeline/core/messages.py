@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pipeline.core.identity import Merge
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import Scored
+from pipeline.core.privacy import Resolved
 from pipeline.core.profile import CustomerState
 from pipeline.core.records import Event
 from pipeline.core.versions import Label
@@ -23,7 +24,7 @@ class Routed:
     kinds: dict[str, int]  # how many identifiers of each kind the customer holds (for the profile)
     scored: Scored | None = None
     sentiment_version: str | None = None
-    privacy: dict | None = None  # a privacy request: what the global stage knows (``pipeline.core.privacy``)
+    privacy: Resolved | None = None  # a privacy request: what the global stage knows of it for this customer
 
 
 @dataclass(slots=True)

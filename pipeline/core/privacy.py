@@ -88,6 +88,26 @@ class Suppressions:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolved:
+    """What the global stage knows of a request for one customer it reached (``Routed.privacy``)."""
+
+    identifiers: tuple[tuple[str, str], ...]  # (kind, hash) of every identifier the customer held
+    merged: tuple[str, ...]  # the customers merged into it
+    suppressed: int  # suppress / unsuppress: identifiers now (no longer) suppressed
+    part: int
+    parts: int
+    dead_letters: int = 0  # erase: dead letters tombstoned
+
+    @classmethod
+    def of(cls, info: dict | Resolved) -> Resolved:
+        """From the dict a release before this one routed (in a partition's pending messages)."""
+        if isinstance(info, Resolved):
+            return info
+        return cls(tuple((k, h) for k, h in info.get("identifiers", [])), tuple(info.get("merged", [])),
+                   info.get("suppressed", 0), info.get("part", 1), info.get("parts", 1), info.get("dead_letters", 0))
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetterLink:
     """A dead letter on ``dlq.v1`` (its record key) and whom it names: identifier keys (``kind:hash``) and
     customer keys (``customer_key``)."""
@@ -188,20 +208,19 @@ def result(req: PrivacyRequest, completed_at: datetime, customer_id: str | None 
 def apply(stage: CustomerStage, r: Routed) -> None:
     """Carry out a routed request on its customer and emit its result."""
     req: PrivacyRequest = r.event.body  # type: ignore[assignment]
-    info, cid, now = r.privacy or {}, r.customer_id, stage.now()
+    info, cid, now = Resolved.of(r.privacy), r.customer_id, stage.now()  # type: ignore[arg-type]
     st = stage.customers.get(cid)
-    fields: dict[str, object] = {"merged": list(info.get("merged", [])), "suppressed": info.get("suppressed", 0)}
+    fields: dict[str, object] = {"merged": list(info.merged), "suppressed": info.suppressed}
     if req.type == "erase":
-        fields["removed"] = {"identifiers": len(info.get("identifiers", [])),
-                             "merged_customers": len(fields["merged"]), "dead_letters": info.get("dead_letters", 0),
-                             **erase(stage, cid)}  # type: ignore[arg-type]
+        fields["removed"] = {"identifiers": len(info.identifiers), "merged_customers": len(info.merged),
+                             "dead_letters": info.dead_letters, **erase(stage, cid)}
         fields["texts_expire_by"] = now + timedelta(milliseconds=COMPACTION_LAG_MS)
     elif req.type in ("suppress", "unsuppress") and st is not None:
         st.suppressed = req.type == "suppress"
         stage._changed[cid] = None
     elif req.type == "export":
         fields["export"] = export(stage, cid, info, r.event.ts)
-    stage._out.append(result(req, now, cid, info.get("part", 1), info.get("parts", 1), **fields))
+    stage._out.append(result(req, now, cid, info.part, info.parts, **fields))
 
 
 def erase(stage: CustomerStage, cid: str) -> dict[str, int]:
@@ -222,10 +241,10 @@ def erase(stage: CustomerStage, cid: str) -> dict[str, int]:
             "recent_event_ids": len(st.recent_events) if st else 0}
 
 
-def export(stage: CustomerStage, cid: str, info: dict, ts: int) -> PrivacyExport:
+def export(stage: CustomerStage, cid: str, info: Resolved, ts: int) -> PrivacyExport:
     st = stage.customers.get(cid)
     return PrivacyExport(
-        identifiers=[HeldIdentifier(kind=k, hash=h) for k, h in info.get("identifiers", [])],
+        identifiers=[HeldIdentifier(kind=k, hash=h) for k, h in info.identifiers],
         profile=stage.profile(cid) if st is not None else None,
         consent_history=list(st.consent_history) if st else [],
         open_carts=[CartItem(sku=sku, quantity=line.quantity, unit_price=line.unit_price)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime, timezone
 
 import orjson
@@ -22,7 +22,7 @@ from pipeline.core.engine import Engine
 from pipeline.core.identity import Merge
 from pipeline.core.models.sentiment import Scored
 from pipeline.core.pii import Hasher
-from pipeline.core.privacy import DeadLetterLink
+from pipeline.core.privacy import DeadLetterLink, Resolved
 from pipeline.core.records import Emit, Event, Identifier
 from pipeline.core.versions import Label
 from pipeline.ops.settings import Settings
@@ -146,13 +146,18 @@ def _merge_from(v: list) -> Merge:
     return Merge(v[0], v[1], Identifier(v[2], v[3]), v[4], v[5])
 
 
+def _resolved(v: list) -> Resolved:
+    ids, merged, *rest = v
+    return Resolved(tuple((k, h) for k, h in ids), tuple(merged), *rest)
+
+
 def message_bytes(msg: Message) -> bytes:
     if isinstance(msg, Routed):
         s = msg.scored
         return orjson.dumps({"k": "r", "c": msg.customer_id, "e": _event(msg.event), "w": msg.watermark,
                              "n": msg.kinds, "v": msg.sentiment_version,
                              "s": None if s is None else [s.label, s.score, s.confidence, s.language, s.proba],
-                             **({} if msg.privacy is None else {"p": msg.privacy})})
+                             **({} if msg.privacy is None else {"p": astuple(msg.privacy)})})
     if isinstance(msg, Tick):
         return orjson.dumps({"k": "t", "w": msg.watermark})
     if isinstance(msg, Expect):
@@ -196,8 +201,9 @@ def message_from_bytes(data: bytes) -> Message:
     kind = d["k"]
     if kind == "r":
         s = d["s"]
+        p = d.get("p")
         return Routed(d["c"], _event_from(d["e"]), d["w"], d["n"], None if s is None else Scored(*s), d["v"],
-                      d.get("p"))
+                      None if p is None else Resolved.of(p) if isinstance(p, dict) else _resolved(p))
     if kind == "t":
         return Tick(d["w"])
     if kind == "x":
