@@ -49,16 +49,15 @@ ERASABLE = {"cleanup.policy": "compact,delete", "max.compaction.lag.ms": str(COM
 #: hour later; a record stays at least 10 minutes (a worker that crashed between a batch's tombstones and
 #: its commit reads it again); the retention (``internal_retention_hours``) bounds one never processed.
 TRANSIT = {**ERASABLE, "min.compaction.lag.ms": str(600_000)}
-#: Configs of outbound topics that differ from a week's retention.
-_OUTBOUND_CONFIG = {
-    "profiles.v1": COMPACTED,
-    "identity.merges.v1": {"retention.ms": str(30 * DAY_MS)},
-    "identity.blocked.v1": COMPACTED,
-    "dlq.v1": ERASABLE,
-    "privacy.results.v1": {"retention.ms": str(400 * DAY_MS)},  # the audit trail of privacy requests
-}
-OUTBOUND_TOPICS = tuple(TopicSpec(t, _OUTBOUND_CONFIG.get(t, {"retention.ms": str(7 * DAY_MS)}),
-                                  retention_hours="dlq_retention_hours" if t == "dlq.v1" else None) for t in OUTBOUND)
+#: Outbound topics that differ from a week's retention.
+_OUTBOUND_SPECS = {spec.name: spec for spec in (
+    TopicSpec("profiles.v1", COMPACTED),
+    TopicSpec("identity.merges.v1", {"retention.ms": str(30 * DAY_MS)}),
+    TopicSpec("identity.blocked.v1", COMPACTED),
+    TopicSpec("dlq.v1", ERASABLE, retention_hours="dlq_retention_hours"),
+    TopicSpec("privacy.results.v1", {"retention.ms": str(400 * DAY_MS)}),  # the audit trail of privacy requests
+)}
+OUTBOUND_TOPICS = tuple(_OUTBOUND_SPECS.get(t) or TopicSpec(t, {"retention.ms": str(7 * DAY_MS)}) for t in OUTBOUND)
 INTERNAL_TOPICS = (
     TopicSpec(EVENTS_TOPIC, TRANSIT, partitions=1, retention_hours="internal_retention_hours"),
     TopicSpec(STATE_TOPIC, COMPACTED, partitions=1),
