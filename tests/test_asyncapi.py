@@ -125,6 +125,7 @@ def test_keys_follow_the_contract():
         if topic.startswith(("triggers.", "scores.", "profiles.")):
             assert key(topic)["type"] == "string" and "customer_id" in key(topic)["description"], topic
     assert "surviving_customer_id" in key("identity.merges.v1")["description"]
-    assert key("dlq.v1")["type"] == ["string", "null"]
+    assert key("dlq.v1")["type"] == "string" and "digest" in key("dlq.v1")["description"]  # compacted: always keyed
+    assert channels["dlq.v1"]["messages"]["DeadLetterTombstone"]["payload"] == {"type": "null"}
     tombstone = channels["profiles.v1"]["messages"]["ProfileTombstone"]
     assert tombstone["payload"] == {"type": "null"}
