@@ -25,12 +25,21 @@ log = logging.getLogger(__name__)
 
 
 def describe(error: ValidationError) -> str:
-    """``field.path: reason`` for each problem, joined by ``; ``."""
+    """``field.path: reason`` for each problem (the first ``PROBLEMS_SHOWN``), joined by ``; ``."""
+    errors = error.errors(include_url=False)
     parts = []
-    for e in error.errors(include_url=False):
+    for e in errors[:PROBLEMS_SHOWN]:
         where = ".".join(str(p) for p in e["loc"]) or "(event)"
-        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}"[:500])
+    if len(errors) > PROBLEMS_SHOWN:
+        parts.append(f"and {len(errors) - PROBLEMS_SHOWN} more problems")
     return "; ".join(parts)
+
+
+#: Validation problems a dead letter names (a record with 20,000 bad fields gets a bounded detail).
+PROBLEMS_SHOWN = 20
+#: Characters of a dead letter's error detail kept.
+DETAIL_CHARS = 4_000
 
 
 #: Free-text fields of inbound events: email addresses and phone numbers in them are replaced by ``hmac:`` tokens.
@@ -73,10 +82,16 @@ class Ingest:
         idents = self.identifiers(raw_ids) if type(raw_ids) is dict else ()
         if idents:  # validated with the tokens in place: nothing raw past the door, and no second model to build
             doc["identifiers"] = {i.kind: PREHASHED + i.hash for i in idents}
+        grown = 0
         for field in FREE_TEXT:  # an email or phone written into a text, a search or a URL: hashed too
             value = doc.get(field)
             if type(value) is str:
-                doc[field] = redact_text(value, self._hasher)
+                doc[field] = redacted = redact_text(value, self._hasher)
+                grown += len(redacted) - len(value)  # the tokens are ASCII: characters are bytes
+        if grown > 0 and size + grown > self._max_bytes:
+            return self.dead_letter(rec, "too_large", f"{size} bytes that pseudonymised would be {size + grown}, "
+                                    f"over the limit of {self._max_bytes} (RAPPORT_MAX_RECORD_BYTES); raw is an "
+                                    "excerpt", excerpt=True)
         try:
             body = model.model_validate(doc)
         except ValidationError as e:
@@ -160,10 +175,14 @@ class Ingest:
             text, encoding = raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(raw).decode(), "base64"
+        if not excerpt and len(orjson.dumps(text)) > self._max_bytes:  # redacted, base64 or escaped, it outgrew a record
+            return self.dead_letter(rec, error_type, f"{detail}; raw is an excerpt (whole, it would not fit a "
+                                    "record)", excerpt=True, stage=stage)
         key = None if rec.key is None else redact(rec.key[:4 * EXCERPT_CHARS], self._hasher)[:EXCERPT_CHARS].decode(
             "utf-8", errors="replace")
         return DeadLetter(
             source_topic=rec.topic, partition=rec.partition, offset=rec.offset, key=key,
-            raw=text, raw_encoding=encoding, error_type=error_type, error_detail=redact(detail.encode(), self._hasher).decode(
-                "utf-8", errors="replace"), stage=stage,
+            raw=text, raw_encoding=encoding, error_type=error_type,
+            error_detail=redact(detail[:DETAIL_CHARS].encode(), self._hasher).decode("utf-8", errors="replace")[:DETAIL_CHARS],
+            stage=stage,
         )

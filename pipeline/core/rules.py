@@ -24,9 +24,11 @@ class Rules(BaseModel):
         "Traffic whose latest event time is this close to the wall clock counts as live (see order_grace_s); "
         "older traffic is a backfill, ordered by event time alone."))
     # Ingest
-    max_record_bytes: int = Field(1_048_576, ge=1024, description=(
-        "Larger inbound records (value or key) go to dlq.v1 as too_large, with a bounded, redacted excerpt "
-        "(Kafka's default message.max.bytes)."))
+    max_record_bytes: int = Field(960_000, ge=1024, description=(
+        "Larger inbound records (value or key), and records that pseudonymising would make larger (an email "
+        "or phone in a text becomes a 69-character token), go to dlq.v1 as too_large, with a bounded, "
+        "redacted excerpt. Below Kafka's default limit of 1,000,000 bytes a record, with room for what an "
+        "internal record or a dead letter adds."))
     max_text_chars: int = Field(20_000, ge=100, description=(
         "Texts are scored and learned from on their first this many characters (scoring is linear in length)."))
     dedup_capacity: int = Field(500_000, ge=1, description="Most recent event ids remembered for de-duplication.")

@@ -48,6 +48,22 @@ def test_a_record_over_the_limit_is_dead_lettered_as_too_large_with_a_redacted_e
     assert "4096" in dl.error_detail
 
 
+def test_what_pseudonymising_or_dead_lettering_would_grow_past_a_record_is_dead_lettered_with_an_excerpt():
+    engine = make_engine(max_record_bytes=65_536)
+    many_emails = " ".join(f"a{i}@b.kr" for i in range(5_000))  # 45 KB; every address becomes a 69-character token
+    texts = event(0, {"user_id": "u-1"}, review_id="r1", channel="web", text=many_emails)
+    quotes = {**event(1, {"user_id": "u-2"}, type="page_view"), "extra": ['"'] * 12_000}  # 60 KB; escaped, 108 KB
+    problems = {**event(2, {"user_id": "u-3"}, type="page_view"), "occurred_at": 5} | {f"f{i}": i for i in range(2)}
+    bad = [raw("reviews.v1", texts), raw("clickstream.v1", {**quotes, "type": 7}),
+           raw("pos.v1", {**problems, "items": [{"sku": 1}] * 5_000})]
+    letters = of(engine.process_batch(bad), "dlq.v1")
+    assert [dl.error_type for dl in letters] == ["too_large", "validation", "validation"]
+    assert all(len(dl.model_dump_json()) < 65_536 for dl in letters)
+    assert "pseudonymised" in letters[0].error_detail and len(letters[0].raw) <= EXCERPT_CHARS
+    assert "excerpt" in letters[1].error_detail and len(letters[1].raw) <= EXCERPT_CHARS
+    assert "more problems" in letters[2].error_detail
+
+
 def test_redaction_is_linear_in_the_length_of_the_input():
     h = Hasher(b"k")
     for payload in (b"a" * 200_000, b"a." * 100_000, b"a@" * 100_000, b"+1 " * 60_000, b"x" * 100_000 + b"@a"):

@@ -184,3 +184,26 @@ def test_poison_events_and_undecodable_internal_records_never_stop_a_live_worker
         assert 'rapport_processing_errors_total{stage="internal"} 2.0' in metrics
     finally:
         w.stop()
+
+
+def test_records_near_the_size_limit_pass_or_are_dead_lettered_and_never_stop_a_live_worker(broker, tmp_path):
+    """Found by trying it: a review just under the old 1 MiB limit passed ingest but did not fit the internal
+    topic, and its ingest crashed. Now a record either fits every topic it goes through or is dead-lettered."""
+    from tests.helpers import event
+
+    w = LiveWorker(broker.bootstrap, tmp_path, partitions=2)
+    pub = Publisher({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 2_000_000}, w.ns)
+    texts = {"near": "정말 실망했어요 " + "a" * 950_000, "over": "a" * 1_040_000,
+             "grows": " ".join(f"a{i}@b.kr" for i in range(80_000)), "after": "최악이에요 너무 실망했어요"}
+    try:
+        w.start()
+        for name, text in texts.items():
+            doc = event(0, {"user_id": f"u-{name}"}, event_id=f"big-{name}", review_id=name, channel="web", text=text)
+            pub.send(w.ns + "reviews.v1", None, orjson.dumps(doc))
+        pub.flush()
+        got = w.collect(["scores.reviews.v1", "dlq.v1"], timeout=90, until=lambda g: len(g) >= 4)
+        assert sorted(x["review_id"] for x in got if "review_id" in x) == ["after", "near"]
+        assert sorted(x["error_type"] for x in got if "error_type" in x) == ["too_large", "too_large"]
+        assert "Traceback" not in w.logs()
+    finally:
+        w.stop()
