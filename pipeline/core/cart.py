@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 KEEP_CAUSES = 20
+#: A cart episode keeps at most this many products, and a customer this many open episodes: a bot adding
+#: products without end must not make every later event of its customer slower (each copies the carts).
+MAX_LINES = 100
+MAX_EPISODES = 20
 
 
 @dataclass(slots=True)
@@ -84,8 +88,17 @@ class Carts:
         return sum(e.quantity for e in self.episodes)
 
     def add(self, sku: str, quantity: int, price: float | None, ts: int, event_id: str, window: int) -> bool:
-        """Add a line; True when it opened a new episode."""
+        """Add a line; True when it opened a new episode. A product past ``MAX_LINES`` in its episode, or an
+        episode past ``MAX_EPISODES``, is not kept.
+
+        >>> c = Carts()
+        >>> sum(c.add(f"S{i}", 1, 1.0, ts=i, event_id=f"e{i}", window=1000) for i in range(150)), c.quantity
+        (1, 100)
+        """
         ep = next((e for e in reversed(self.episodes) if e.covers(ts, window)), None)
+        if ep is None and len(self.episodes) >= MAX_EPISODES or ep is not None and sku not in ep.lines and len(
+                ep.lines) >= MAX_LINES:
+            return False
         opened = ep is None
         if ep is None:
             ep = Cart((ts, event_id), ts)

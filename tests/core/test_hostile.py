@@ -8,7 +8,7 @@ from pipeline.core.ingest import EXCERPT_CHARS
 from pipeline.core.pii import Hasher, redact
 from pipeline.core.records import RawRecord
 from pipeline.drivers.hostile import MUTATIONS, hostile
-from tests.helpers import event, make_engine, of, raw
+from tests.helpers import add, event, make_engine, of, raw
 
 #: No record may take longer than this (generous: CI machines are shared and noisy; typical is < 0.1 s).
 PER_RECORD_S = 2.0
@@ -62,6 +62,20 @@ def test_what_pseudonymising_or_dead_lettering_would_grow_past_a_record_is_dead_
     assert "pseudonymised" in letters[0].error_detail and len(letters[0].raw) <= EXCERPT_CHARS
     assert "excerpt" in letters[1].error_detail and len(letters[1].raw) <= EXCERPT_CHARS
     assert "more problems" in letters[2].error_detail
+
+
+def test_a_bot_adding_products_without_end_keeps_a_bounded_cart():
+    from pipeline.core.cart import MAX_EPISODES, MAX_LINES
+    from pipeline.core.encoding import dumps
+
+    engine = make_engine()
+    bot = {"anonymous_id": "cookie-bot"}
+    spread = [add(i * 0.01, bot, f"SKU-{i}", 1000.0) for i in range(3_000)]  # one episode, 3,000 products
+    far = [add(100 + i * 60, bot, "SKU-X", 1000.0) for i in range(50)]  # 50 episodes an hour apart
+    engine.process_batch(spread + far)
+    [st] = engine.customers.values()
+    assert len(st.carts.episodes) <= MAX_EPISODES and all(len(e.lines) <= MAX_LINES for e in st.carts.episodes)
+    assert len(dumps(st)) < 100_000  # its state, and a hand-over of it, stay far below a Kafka record
 
 
 def test_redaction_is_linear_in_the_length_of_the_input():
