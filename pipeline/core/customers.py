@@ -41,6 +41,9 @@ from schemas.outbound import OUTBOUND, ConsentChange, Profile, ReviewScore, Trig
 #: Trigger type -> its outbound topic, from the contract models.
 TRIGGER_TOPICS = {m.model_fields["type"].default: t for t, m in OUTBOUND.items() if issubclass(m, Trigger)}
 CHURN = "churn"  # timer kind: re-score a quiet customer
+#: Re-score periods a quiet customer catches up one by one when event time moves on; a longer jump (a gap in
+#: a backfill, a record from the future) re-scores once, at the latest period.
+CATCH_UP = 4
 PROFILE = "profile"  # timer kind: send the profile changes coalesced since the last one
 TIMER_KINDS = (CHURN, PROFILE, *(t.name for t in REGISTRY))  # what ``fire_due`` fires (it needs the model)
 LABEL = "label"  # timer kind: a customer's earliest pending churn snapshot is due (``observe``: no model needed)
@@ -135,6 +138,7 @@ class CustomerStage:
         self._changed: dict[str, None] = {}  # customers whose state entry is due (released ones: deleted)
         self._window_ms = int(rules.cart_abandon_window_s * 1000)
         self._snapshot_ms = int(rules.churn_snapshot_every_days * DAY_MS)
+        self._rescore_for_ms = int(rules.churn_rescore_for_days * DAY_MS)
         self._horizon_ms = int(rules.churn_horizon_days * DAY_MS)
         self._coalesce_ms = int(rules.profile_coalesce_s * 1000)
 
@@ -217,6 +221,9 @@ class CustomerStage:
                 if kind == CHURN:
                     if st.scored_at is not None:
                         at = st.scored_at + self._snapshot_ms
+                        behind = (self.watermark - at) // self._snapshot_ms
+                        if behind > CATCH_UP:  # event time jumped ahead: one re-score, at the latest period
+                            at += behind * self._snapshot_ms
                         self._churn(st, at, f"quiet:{cid}:{at}")
                 elif kind == PROFILE:
                     st.profile_due = None  # the coalescing interval is over: ``_touched`` sends what changed
@@ -372,13 +379,24 @@ class CustomerStage:
         p = st.churn_probability = self.churn_model(ts).predict(x)
         st.churn_high = p >= (self.rules.churn_rearm_below if st.churn_high else self.rules.churn_threshold)
         st.scored_at = ts
-        self.timers.schedule(CHURN, st.customer_id, ts + self._snapshot_ms)
+        self._rescore_timer(st)
         if st.last_snapshot is None or ts - st.last_snapshot >= self._snapshot_ms:
             self._snapshot(st.customer_id, (ts + self._horizon_ms, ts, pack(x)))
             st.last_snapshot = ts
         for t in REGISTRY:
             if t.on_churn is not None:
                 t.on_churn(self, st, p, ts, cause)
+
+    def _rescore_timer(self, st: CustomerState) -> None:
+        """The quiet customer's next churn re-score, while it is within ``Rules.churn_rescore_for_days`` of its
+        last event (none after: a watermark jumping years ahead must not re-score everyone week by week)."""
+        if st.scored_at is None:
+            return
+        at = st.scored_at + self._snapshot_ms
+        if at <= st.last_seen + self._rescore_for_ms:
+            self.timers.schedule(CHURN, st.customer_id, at)
+        else:
+            self.timers.cancel(CHURN, st.customer_id)
 
     def _snapshot(self, cid: str, snap: tuple[int, int, bytes]) -> None:
         self.snapshots.setdefault(cid, []).append(snap)
@@ -435,8 +453,7 @@ class CustomerStage:
         for t in REGISTRY:
             if t.timer_at is not None and (at := t.timer_at(self, st)) is not None:
                 self.timers.schedule(t.name, st.customer_id, at)
-        if st.scored_at is not None:
-            self.timers.schedule(CHURN, st.customer_id, st.scored_at + self._snapshot_ms)
+        self._rescore_timer(st)
         if st.profile_due is not None:
             self.timers.schedule(PROFILE, st.customer_id, st.profile_due)
 

@@ -61,6 +61,9 @@ class Rules(BaseModel):
     # Churn
     churn_horizon_days: float = Field(90.0, gt=0, description="Churned = no purchase in the next H days.")
     churn_snapshot_every_days: float = Field(7.0, gt=0, description="At most one pending churn snapshot per customer per this many days.")
+    churn_rescore_for_days: float = Field(730.0, gt=0, description=(
+        "A quiet customer is re-scored every churn_snapshot_every_days for this long after its last event, "
+        "then no more (a jump of event time by years costs each customer this many re-scores at most)."))
     churn_threshold: float = Field(0.7, gt=0, lt=1)
     churn_rearm_below: float = Field(0.6, gt=0, lt=1, description="Hysteresis: re-arm churn_risk once the probability falls below this.")
     churn_cooldown_days: float = Field(30.0, ge=0)
