@@ -62,6 +62,7 @@ class Ingest:
         self._known: dict[bytes, Identifier | None] = {}  # keyed digest of (kind, raw value) -> outcome
         self._salt = os.urandom(16)
         self._max_bytes = rules.max_record_bytes
+        self._max_future_ms = int(rules.max_future_s * 1000)
         self._faults = fault_plan(rules.inject_faults)
 
     def decode(self, rec: RawRecord) -> Event | DeadLetter:
@@ -100,7 +101,12 @@ class Ingest:
             if not any((raw_ids.get(k) or "").strip() for k in IDENTIFIER_KINDS):
                 return self.dead_letter(rec, "validation", "identifiers: needs at least one non-blank identifier")
             return self.dead_letter(rec, "no_usable_identifier", "identifiers: every value is blocked or malformed")
-        return Event(rec.topic, to_ms(body.occurred_at), idents, body)
+        ts = to_ms(body.occurred_at)
+        if rec.timestamp_ms is not None and ts > rec.timestamp_ms + self._max_future_ms:
+            return self.dead_letter(rec, "future_event_time", f"occurred_at is {(ts - rec.timestamp_ms) / 3_600_000:,.1f} h "
+                                    f"after the record was written (its Kafka timestamp); at most "
+                                    f"{self._max_future_ms / 3_600_000:g} h is accepted (RAPPORT_MAX_FUTURE_S)")
+        return Event(rec.topic, ts, idents, body)
 
     def event_or_dead_letter(self, rec: RawRecord, stats: Counter[str], dead: list[Emit],
                              links: list[DeadLetterLink]) -> Event | None:

@@ -17,13 +17,15 @@ _set = object.__setattr__
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One inbound Kafka record as bytes; ``topic`` is the contract name without namespace prefix."""
+    """One inbound Kafka record as bytes; ``topic`` is the contract name without namespace prefix;
+    ``timestamp_ms``: when it was written (the Kafka record's timestamp), where known."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,9 @@ class Rules(BaseModel):
         "Traffic whose latest event time is this close to the wall clock counts as live (see order_grace_s); "
         "older traffic is a backfill, ordered by event time alone."))
     # Ingest
+    max_future_s: float = Field(3600.0, gt=0, description=(
+        "An event whose occurred_at is further ahead of its record's Kafka timestamp (when it was written) goes "
+        "to dlq.v1 as future_event_time: it would move event time on for everyone (a client clock far off)."))
     max_record_bytes: int = Field(960_000, ge=1024, description=(
         "Larger inbound records (value or key), and records that pseudonymising would make larger (an email "
         "or phone in a text becomes a 69-character token), go to dlq.v1 as too_large, with a bounded, "

@@ -5,7 +5,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from pipeline.core.records import Emit
 from pipeline.drivers.codec import key_bytes, value_bytes
@@ -19,6 +19,12 @@ def client_config(conn: Connection, **extra: object) -> dict[str, object]:
     """librdkafka settings for a client of ``conn``, plus its own ``extra`` settings."""
     base: dict[str, object] = {"bootstrap.servers": conn} if isinstance(conn, str) else dict(conn)
     return {**base, **extra}
+
+
+def written_ms(timestamp: tuple[int, int]) -> int | None:
+    """A confluent-kafka message's ``timestamp()`` (type, ms) as ms, or None when the broker gave none."""
+    kind, ms = timestamp
+    return None if kind == TIMESTAMP_NOT_AVAILABLE or ms < 0 else ms
 
 
 class PublishError(RuntimeError):

@@ -20,7 +20,7 @@ import orjson
 from pipeline.core.engine import Engine
 from pipeline.core.records import Emit, RawRecord
 from pipeline.drivers.codec import jsonl_line
-from pipeline.drivers.kafka_io import Publisher, read_range
+from pipeline.drivers.kafka_io import Publisher, read_range, written_ms
 from pipeline.ops.settings import Settings
 from pipeline.ops.topics import partitions_of
 from schemas.inbound import INBOUND
@@ -30,19 +30,20 @@ _TOPIC = re.compile(rb'"topic"\s*:\s*"([^"]+)"')
 
 
 def read_records(lines: Iterator[bytes]) -> Iterator[RawRecord]:
-    """Replay-file lines as raw records; offsets count per topic, all in partition 0."""
+    """Replay-file lines as raw records; offsets count per topic, all in partition 0. A line's optional
+    ``timestamp`` (ms) is when the record was written, as Kafka's record timestamp is live."""
     offsets: Counter[str] = Counter()
     for line in lines:
         if not line.strip():
             continue
         try:
             doc = orjson.loads(line)
-            topic, key, value = doc["topic"], doc.get("key"), doc["value"]
+            topic, key, value, written = doc["topic"], doc.get("key"), doc["value"], doc.get("timestamp")
             raw = value.encode() if isinstance(value, str) else orjson.dumps(value)
             key_raw = None if key is None else (key if isinstance(key, str) else orjson.dumps(key).decode()).encode()
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            topic, key_raw, raw = INPUT_ERROR_TOPIC, None, line.rstrip(b"\n")  # the engine dead-letters it
-        yield RawRecord(topic, 0, offsets[topic], key_raw, raw)
+            topic, key_raw, raw, written = INPUT_ERROR_TOPIC, None, line.rstrip(b"\n"), None  # the engine dead-letters it
+        yield RawRecord(topic, 0, offsets[topic], key_raw, raw, written if type(written) is int else None)
         offsets[topic] += 1
 
 
@@ -132,7 +133,8 @@ def replay_kafka(engine: Engine, settings: Settings, sink: Callable[[list[Emit]]
         engine.idle([(topic.removeprefix(prefix), partition)])
 
     bar = Progress(None, show_progress)
-    records = (RawRecord(m.topic().removeprefix(prefix), m.partition(), m.offset(), m.key(), m.value())
+    records = (RawRecord(m.topic().removeprefix(prefix), m.partition(), m.offset(), m.key(), m.value(),
+                         written_ms(m.timestamp()))
                for m in read_range(settings.kafka_client(), topics, start_ms, until_ms, offsets, idle_s, read_to_end))
     n = run(engine, records, sink, settings.batch_size, lambda n: bar.update(n, 0))
     bar.update(n, 0, final=True)

@@ -403,8 +403,9 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     @app.agent(app.topic(*(settings.topic(t) for t in INBOUND)))
     async def ingest_agent(stream):  # noqa: ANN001 - Faust's stream type
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await ingest.batch([RawRecord(e.message.topic.removeprefix(prefix), e.message.partition,
-                                          e.message.offset, e.message.key, e.message.value) for e in events])
+            await ingest.batch([RawRecord(m.topic.removeprefix(prefix), m.partition, m.offset, m.key, m.value,
+                                          None if m.timestamp is None or m.timestamp < 0 else int(m.timestamp * 1000))
+                                for m in (e.message for e in events)])
 
     @app.agent(app.topic(events_topic))
     async def engine_agent(stream):  # noqa: ANN001

@@ -1,6 +1,8 @@
 """Hostile input: every record lands in processing or in the DLQ, quickly, whatever it holds."""
 import time
 from collections import Counter
+from dataclasses import replace
+from datetime import datetime
 
 import orjson
 
@@ -88,6 +90,18 @@ def test_a_record_from_the_far_future_does_not_make_every_customer_catch_up_week
     run(engine, *traffic, future)
     scored = [st.scored_at for st in engine.customers.values() if st.scored_at is not None]
     assert len(scored) == 31 and engine.stats["churn_labels"] + engine.stats["churn_labels_dropped"] <= 31 * 10
+
+
+def test_an_event_further_ahead_of_its_records_timestamp_than_an_hour_is_dead_lettered():
+    engine = make_engine()
+    fast, far = (raw("clickstream.v1", event(0, {"user_id": "u-1"}, type="page_view")) for _ in range(2))
+    at = int(datetime.fromisoformat(orjson.loads(fast.value)["occurred_at"]).timestamp() * 1000)
+    records = [replace(fast, timestamp_ms=at - 3_500_000),  # a client clock 58 minutes fast: accepted
+               replace(far, timestamp_ms=at - 7_200_000)]  # two hours ahead of when it was written
+    out = engine.process_batch(records) + engine.close_input()
+    [dl] = of(out, "dlq.v1")
+    assert dl.error_type == "future_event_time" and "2.0 h after the record was written" in dl.error_detail
+    assert len(engine.customers) == 1
 
 
 def test_redaction_is_linear_in_the_length_of_the_input():

@@ -186,9 +186,10 @@ def test_poison_events_and_undecodable_internal_records_never_stop_a_live_worker
         w.stop()
 
 
-def test_records_near_the_size_limit_pass_or_are_dead_lettered_and_never_stop_a_live_worker(broker, tmp_path):
+def test_records_near_the_size_limit_or_from_the_future_are_dead_lettered_and_never_stop_a_live_worker(broker, tmp_path):
     """Found by trying it: a review just under the old 1 MiB limit passed ingest but did not fit the internal
-    topic, and its ingest crashed. Now a record either fits every topic it goes through or is dead-lettered."""
+    topic, and its ingest crashed; a click dated 2190 would have moved event time on for everyone. Now a
+    record either fits every topic it goes through or is dead-lettered, and so is one from the future."""
     from tests.helpers import event
 
     w = LiveWorker(broker.bootstrap, tmp_path, partitions=2)
@@ -200,10 +201,12 @@ def test_records_near_the_size_limit_pass_or_are_dead_lettered_and_never_stop_a_
         for name, text in texts.items():
             doc = event(0, {"user_id": f"u-{name}"}, event_id=f"big-{name}", review_id=name, channel="web", text=text)
             pub.send(w.ns + "reviews.v1", None, orjson.dumps(doc))
+        future = {**event(0, {"user_id": "u-future"}, type="page_view"), "occurred_at": "2190-01-01T00:00:00+09:00"}
+        pub.send(w.ns + "clickstream.v1", None, orjson.dumps(future))  # its Kafka timestamp says: written now
         pub.flush()
-        got = w.collect(["scores.reviews.v1", "dlq.v1"], timeout=90, until=lambda g: len(g) >= 4)
+        got = w.collect(["scores.reviews.v1", "dlq.v1"], timeout=90, until=lambda g: len(g) >= 5)
         assert sorted(x["review_id"] for x in got if "review_id" in x) == ["after", "near"]
-        assert sorted(x["error_type"] for x in got if "error_type" in x) == ["too_large", "too_large"]
+        assert sorted(x["error_type"] for x in got if "error_type" in x) == ["future_event_time", "too_large", "too_large"]
         assert "Traceback" not in w.logs()
     finally:
         w.stop()
