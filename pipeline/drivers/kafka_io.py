@@ -42,15 +42,15 @@ class Publisher:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
-        """Queue one record (to ``partition``, or where the key hashes)."""
+    def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None,
+             timestamp_ms: int | None = None) -> None:
+        """Queue one record (to ``partition``, or where the key hashes; written now, or at ``timestamp_ms``)."""
+        extra: dict[str, int] = {} if partition is None else {"partition": partition}
+        if timestamp_ms is not None:
+            extra["timestamp"] = timestamp_ms
         while True:
             try:
-                if partition is None:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
-                else:
-                    self._producer.produce(topic, value=value, key=key, partition=partition,
-                                           on_delivery=self._delivered)
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered, **extra)
                 return
             except BufferError:  # local queue full: let it drain
                 self._producer.poll(0.1)

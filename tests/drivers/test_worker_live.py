@@ -13,6 +13,10 @@ from tests.helpers import add, click, review, run
 pytestmark = pytest.mark.broker
 
 
+#: When the far-future records that close every window were written (2027-06-01T00:00+09:00, in ms).
+FUTURE_MS = 1_811_775_600_000
+
+
 @pytest.fixture
 def live(broker, tmp_path):
     w = LiveWorker(broker.bootstrap, tmp_path)
@@ -23,7 +27,7 @@ def live(broker, tmp_path):
 def produce(w: LiveWorker, records) -> None:
     pub = Publisher(w.settings.bootstrap, w.ns)
     for r in records:
-        pub.send(w.ns + r.topic, r.key, r.value)
+        pub.send(w.ns + r.topic, r.key, r.value, timestamp_ms=r.timestamp_ms)
     pub.flush()
 
 
@@ -50,10 +54,10 @@ def test_a_scripted_journey_reaches_the_trigger_topics(live):
 def test_live_processing_and_replay_give_the_same_triggers(live, tmp_path):
     records = generate(seed=21, customers=40, days=5)
     lines = [r.line() for r in records]
-    # Far-future traffic closes every window, in both runs.
+    # Far-future traffic closes every window, in both runs (written then: not refused as from the future).
     lines.append(orjson.dumps({"topic": "clickstream.v1", "key": None, "value": {
         "event_id": "tick", "occurred_at": "2027-06-01T00:00:00+09:00", "identifiers": {"anonymous_id": "tick"},
-        "type": "page_view"}}) + b"\n")
+        "type": "page_view"}, "timestamp": FUTURE_MS}) + b"\n")
     engine = build_engine(live.settings)
     expected = {e.value.trigger_id for e in run(engine, *read_records(iter(lines)))
                 if e.topic in COMPARED}
@@ -81,7 +85,7 @@ def alive_customers(records: list[dict]) -> dict[str, dict]:
 def with_close(lines):
     return lines + [orjson.dumps({"topic": "clickstream.v1", "key": None, "value": {
         "event_id": "close", "occurred_at": "2027-06-01T00:00:00+09:00", "identifiers": {"anonymous_id": "close"},
-        "type": "page_view"}}) + b"\n"]
+        "type": "page_view"}, "timestamp": FUTURE_MS}) + b"\n"]  # written then: not refused as from the future
 
 
 def merge_record(m: dict) -> tuple:
