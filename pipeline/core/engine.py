@@ -301,9 +301,9 @@ class Engine:
             idents, merged = ident.forget(cid) if req.type == "erase" else (ident.members.get(cid, []),
                                                                              ident.merged_into(cid))
             erased = 0
-            if req.type == "erase":
+            if req.type == "erase":  # the request's own dead letters count in the first part
                 named = [i.key for i in idents] + [privacy.customer_key(c) for c in (cid, *merged)]
-                erased, letters = self._erase_dead_letters(named) + letters, 0
+                erased = self._erase_dead_letters(named) + (letters if part == 1 else 0)
             info = privacy.Resolved(tuple((i.kind, i.hash) for i in idents), tuple(sorted(merged)), suppressed, part,
                                     len(customers), erased)
             self._route(Routed(cid, ev, self.watermark.current, {}, privacy=info))

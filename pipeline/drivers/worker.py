@@ -76,6 +76,11 @@ def writer_id() -> str:
 #: A record read from an internal topic: ``(partition, offset, key, value)``.
 InternalRecord = tuple[int, int, bytes | None, bytes]
 Highwaters = Callable[[], dict[tuple[str, int], int | None]]
+
+
+def unprocessed(events: list) -> list[InternalRecord]:  # noqa: ANN001 - Faust's events
+    """A batch of an internal topic's records, without the tombstones of records already processed."""
+    return [(m.partition, m.offset, m.key, m.value) for m in (e.message for e in events) if m.value is not None]
 #: Event times further ahead of the wall clock (a client clock off by hours) do not move an ingest's position.
 FUTURE_MS = 3_600_000
 
@@ -410,9 +415,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     @app.agent(app.topic(events_topic))
     async def engine_agent(stream):  # noqa: ANN001
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            records = [(m.partition, m.offset, m.key, m.value) for m in (e.message for e in events)
-                       if m.value is not None]  # not the tombstones of processed records
-            if records:
+            if records := unprocessed(events):
                 await engine.batch(records)
 
     customers_topic = settings.topic(CUSTOMERS_TOPIC)
@@ -420,9 +423,7 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
     @app.agent(app.topic(customers_topic))
     async def customers_agent(stream):  # noqa: ANN001
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            records = [(m.partition, m.offset, m.key, m.value) for m in (e.message for e in events)
-                       if m.value is not None]
-            if records:
+            if records := unprocessed(events):
                 await customers.batch(records)
 
     @app.timer(1.0)
