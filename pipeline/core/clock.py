@@ -46,51 +46,65 @@ class Watermark:
 class Timers:
     """One timer service for every kind: one pending fire time per (kind, customer); rescheduling
     replaces it, ``cancel`` drops it. Due timers come out in (time, kind, customer) order, of the kinds
-    asked for (a heap per kind, so that one clock's timers can fire while another's wait)."""
+    asked for (a heap per kind, so that one clock's timers can fire while another's wait). The pending
+    times are kept by customer, so that a customer's timers are saved and restored in one step (a stage
+    saves them before every event, to roll back a failure)."""
 
     def __init__(self) -> None:
         self._heaps: dict[str, list[tuple[int, str, str]]] = {}
-        self._at: dict[tuple[str, str], int] = {}
+        self._by: dict[str, dict[str, int]] = {}  # customer -> kind -> pending fire time
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._at)
+        return self._count
 
     def pending(self, kind: str) -> int:
-        return sum(1 for k, _ in self._at if k == kind)
+        return sum(1 for kinds in self._by.values() if kind in kinds)
 
     def schedule(self, kind: str, customer: str, at: int) -> None:
-        if self._at.get((kind, customer)) == at:
+        mine = self._by.get(customer)
+        if mine is None:
+            mine = self._by[customer] = {}
+        elif mine.get(kind) == at:
             return
-        self._at[(kind, customer)] = at
-        heap = self._heaps.setdefault(kind, [])
+        if kind not in mine:
+            self._count += 1
+        mine[kind] = at
+        heap = self._heaps.get(kind)
+        if heap is None:
+            heap = self._heaps[kind] = []
         heapq.heappush(heap, (at, kind, customer))
-        if len(heap) > 2 * len(self._at) + 1024:  # drop stale entries left by rescheduling
-            heap[:] = [(a, k, c) for (k, c), a in self._at.items() if k == kind]
+        if len(heap) > 2 * self._count + 1024:  # drop stale entries left by rescheduling
+            heap[:] = [(a, kind, c) for c, kinds in self._by.items() if (a := kinds.get(kind)) is not None]
             heapq.heapify(heap)
 
     def cancel(self, kind: str, customer: str) -> None:
-        self._at.pop((kind, customer), None)
+        mine = self._by.get(customer)
+        if mine is not None and mine.pop(kind, None) is not None:
+            self._count -= 1
+            if not mine:
+                del self._by[customer]
 
-    def of(self, customer: str, kinds: tuple[str, ...]) -> dict[str, int]:
-        """The customer's pending timers of these kinds, by kind."""
-        at = self._at
-        return {k: at[(k, customer)] for k in kinds if (k, customer) in at}
+    def of(self, customer: str) -> dict[str, int]:
+        """The customer's pending timers, by kind (a copy)."""
+        mine = self._by.get(customer)
+        return {} if mine is None else mine.copy()
 
-    def cancel_all(self, customer: str, kinds: tuple[str, ...]) -> None:
-        for kind in kinds:
-            self.cancel(kind, customer)
+    def cancel_all(self, customer: str) -> None:
+        self._count -= len(self._by.pop(customer, ()))
 
     def next_due(self, watermark: int | None, kinds: tuple[str, ...]) -> tuple[int, str, str] | None:
         """Remove and return the earliest timer of these kinds at or before the watermark, or None."""
         if watermark is None:
             return None
-        at = self._at
+        by = self._by
         best = None
         for kind in kinds:
             heap = self._heaps.get(kind)
             while heap and heap[0][0] <= watermark:
                 top = heap[0]
-                if at.get((kind, top[2])) == top[0]:
+                mine = by.get(top[2])
+                if mine is not None and mine.get(kind) == top[0]:
                     if best is None or top < best:
                         best = top
                     break

@@ -47,7 +47,6 @@ CATCH_UP = 4
 PROFILE = "profile"  # timer kind: send the profile changes coalesced since the last one
 TIMER_KINDS = (CHURN, PROFILE, *(t.name for t in REGISTRY))  # what ``fire_due`` fires (it needs the model)
 LABEL = "label"  # timer kind: a customer's earliest pending churn snapshot is due (``observe``: no model needed)
-KINDS = (*TIMER_KINDS, LABEL)  # every kind of a partition's timer service
 
 
 #: The churn features' names, in the order ``CustomerState.features`` gives them.
@@ -257,7 +256,7 @@ class CustomerStage:
         """What applying an event or a timer may change of one customer (to roll back on a failure)."""
         st = self.customers.get(cid)
         return (None if st is None else (st, st.checkpoint()), self.kinds.get(cid),
-                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid, KINDS),
+                list(self.snapshots.get(cid, ())), len(self._out), self.timers.of(cid),
                 self._emitted.get(cid))
 
     def _roll_back(self, cid: str, saved: tuple) -> None:
@@ -279,7 +278,7 @@ class CustomerStage:
             self._emitted.pop(cid, None)
         else:
             self._emitted[cid] = meaning
-        self.timers.cancel_all(cid, KINDS)
+        self.timers.cancel_all(cid)
         for kind, at in timers.items():
             self.timers.schedule(kind, cid, at)
 
@@ -415,7 +414,7 @@ class CustomerStage:
     def release(self, customer_id: str, watermark: int | None) -> Handover:
         """Hand over a customer merged away (after the timers the merge's watermark passed)."""
         self.advance(watermark)
-        self.timers.cancel_all(customer_id, KINDS)
+        self.timers.cancel_all(customer_id)
         state = self.customers.pop(customer_id, None)
         self.kinds.pop(customer_id, None)
         self._emitted.pop(customer_id, None)

@@ -225,12 +225,12 @@ def apply(stage: CustomerStage, r: Routed) -> None:
 
 def erase(stage: CustomerStage, cid: str) -> dict[str, int]:
     """Delete everything the partition keeps of the customer; counts of what went."""
-    from pipeline.core.customers import KINDS, TIMER_KINDS
+    from pipeline.core.customers import TIMER_KINDS
 
     st = stage.customers.pop(cid, None)
     snapshots = stage.snapshots.pop(cid, [])
-    timers = stage.timers.of(cid, TIMER_KINDS)
-    stage.timers.cancel_all(cid, KINDS)
+    timers = [kind for kind in stage.timers.of(cid) if kind in TIMER_KINDS]
+    stage.timers.cancel_all(cid)
     stage.kinds.pop(cid, None)
     stage._emitted.pop(cid, None)
     stage._changed[cid] = None  # its changelog entry becomes a tombstone

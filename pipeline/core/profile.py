@@ -221,6 +221,11 @@ class CustomerState:
         revenue and the first purchase time are exact. Heavy-tailed values are log-transformed, ratios
         bounded, so that an online logistic regression over standardised inputs learns them well.
         """
+        if not self.purchase_log and not self.purchases:
+            return self._features_before_buying(now)
+        return self._features_bought(now)
+
+    def _features_bought(self, now: int) -> dict[str, float]:
         log = self.purchase_log
         if log and log[-1].ts > now:  # purchases after ``now`` (a late event's score) are all in the log
             log = [p for p in log if p.ts <= now]
@@ -288,6 +293,24 @@ class CustomerState:
         x["log_returns"] = ln(self.returns)
         return x
 
+    def _features_before_buying(self, now: int) -> dict[str, float]:
+        """``features`` of a customer who never bought, which most events are of: the same values, without the
+        purchase log's arithmetic."""
+        recency = (now - self.first_seen) / DAY_MS
+        ln = math.log1p
+        log_recency, log_revenue = ln(recency), ln(max(0.0, self.revenue))
+        x = dict(_NOT_BOUGHT)
+        x["recency_days"], x["log_recency"], x["log_tenure"] = recency, log_recency, log_recency
+        x["log_revenue"], x["log_spend_before_365d"] = log_revenue, log_revenue
+        x["rate_90d"] = 0.0 / (recency + 30.0)
+        x["log_recency_x_log_repeat"] = log_recency * 0.0
+        x["log_sessions"] = ln(self.sessions)
+        x["cart_abandon_rate"] = self.carts_abandoned / self.carts_started if self.carts_started else 0.0
+        x["sentiment_avg"] = self.sentiment_avg or 0.0
+        x["sentiment_trend"] = (self.sentiment_avg - self.sentiment_long) if self.texts > 1 else 0.0  # type: ignore[operator]
+        x["log_returns"] = ln(self.returns)
+        return x
+
     def journey_stage(self) -> str:
         if self.purchases >= 2:
             return "retention"
@@ -337,5 +360,7 @@ def _window(age_ms: int) -> int:
     return len(_UPPER_MS)
 
 
+#: ``features`` of a customer who never bought, in their order; ``_features_before_buying`` fills the rest in.
+_NOT_BOUGHT = dict.fromkeys(CustomerState("", 0, 0)._features_bought(DAY_MS), 0.0)
 _FIELDS = CustomerState.__slots__
 _values = attrgetter(*_FIELDS)
