@@ -54,6 +54,7 @@ class Timers:
         self._heaps: dict[str, list[tuple[int, str, str]]] = {}
         self._by: dict[str, dict[str, int]] = {}  # customer -> kind -> pending fire time
         self._count = 0
+        self._asked: dict[tuple[str, ...], list[tuple[str, list[tuple[int, str, str]]]]] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -78,6 +79,13 @@ class Timers:
             heap[:] = [(a, kind, c) for c, kinds in self._by.items() if (a := kinds.get(kind)) is not None]
             heapq.heapify(heap)
 
+    def _heaps_of(self, kinds: tuple[str, ...]) -> list[tuple[str, list[tuple[int, str, str]]]]:
+        """(kind, heap) of each kind (every call of a stage asks for the same kinds: the list is kept)."""
+        found = self._asked.get(kinds)
+        if found is None:
+            found = self._asked[kinds] = [(kind, self._heaps.setdefault(kind, [])) for kind in kinds]
+        return found
+
     def cancel(self, kind: str, customer: str) -> None:
         mine = self._by.get(customer)
         if mine is not None and mine.pop(kind, None) is not None:
@@ -99,8 +107,7 @@ class Timers:
             return None
         by = self._by
         best = None
-        for kind in kinds:
-            heap = self._heaps.get(kind)
+        for kind, heap in self._heaps_of(kinds):
             while heap and heap[0][0] <= watermark:
                 top = heap[0]
                 mine = by.get(top[2])

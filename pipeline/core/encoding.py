@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import math
+
 import pickle
 import sys
 from collections import deque
+from collections.abc import Callable
 from importlib import metadata
+from math import isfinite
 from typing import Any, NamedTuple
 
 import orjson
@@ -85,30 +87,70 @@ _NAME = {cls: name for table in (DATACLASSES, OBJECTS, MODELS) for name, cls in 
 
 
 class _Spec(NamedTuple):
-    """A registered dataclass: its name, class, ``__post_init__``, and per field (that ``__init__`` takes) its
-    name, default, default factory, and the value at its default (a value equal to it, of the same type, is
-    left out of the encoding: decoding fills it in)."""
+    """A registered dataclass: its name and class, and its encoder and decoder (``_compile``)."""
 
     name: str
     cls: type
-    post_init: Any
-    fields: tuple[tuple[str, Any, Any, Any], ...]
+    encode: Callable[[Callable[[Any], Any], object], dict]
+    decode: Callable[[Callable[[Any], Any], dict], object]
 
 
 def _spec(name: str, cls: type) -> _Spec:
-    fields = tuple((f.name, f.default, f.default_factory,
-                    f.default if f.default is not dataclasses.MISSING else
-                    f.default_factory() if f.default_factory is not dataclasses.MISSING else _NO_DEFAULT)
-                   for f in dataclasses.fields(cls) if f.init)
-    return _Spec(name, cls, getattr(cls, "__post_init__", None), fields)
+    encode, decode = _compile(name, cls)
+    return _Spec(name, cls, encode, decode)
+
+
+def _compile(name: str, cls: type) -> tuple[Callable, Callable]:
+    """The dataclass's encoder and decoder, as straight-line code over its fields (as ``dataclasses`` writes
+    ``__init__``): a state entry holds a customer and a dozen dataclasses more, so a loop over fields that
+    asks each its default costs more than the rest of the encoding.
+
+    The encoder writes the fields that ``__init__`` takes by name, leaving out a value at its field's default
+    (the same type and equal; an empty deque of the same length bound). The decoder fills in what a value
+    lacks from the defaults, decodes nested values with ``dec``, and ignores fields it does not know.
+    """
+    env: dict[str, Any] = {"cls": cls, "PLAIN": _PLAIN, "NESTED": _NESTED, "isfinite": isfinite, "deque": deque,
+                           "ABSENT": _NO_DEFAULT, "setattr_": object.__setattr__, "post_init": getattr(cls, "__post_init__", None),
+                           "StateFormatError": StateFormatError}
+    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    enc = ["def encode(enc, v):", f"    out = {{{TAG!r}: {name!r}}}"]
+    dec = ["def decode(dec, d):", "    obj = cls.__new__(cls)"]
+    for i, f in enumerate(field for field in dataclasses.fields(cls) if field.init):
+        at_default = None
+        if f.default is not dataclasses.MISSING:
+            env[f"D{i}"] = f.default
+            fill = f"D{i}"
+        elif f.default_factory is not dataclasses.MISSING:
+            env[f"F{i}"] = f.default_factory
+            env[f"D{i}"] = f.default_factory()
+            fill = f"F{i}()"
+        else:
+            fill = None
+        if fill is not None:
+            default = env[f"D{i}"]
+            env[f"T{i}"] = type(default)
+            at_default = (f"tx is deque and not x and x.maxlen == {default.maxlen!r}" if type(default) is deque
+                          else f"tx is T{i} and x == D{i}")
+        enc += [f"    x = v.{f.name}", "    tx = type(x)"]
+        enc += [f"    if not ({at_default}):" if at_default else "    if True:",
+                f"        out[{f.name!r}] = x if tx in PLAIN or tx is float and isfinite(x) else enc(x)"]
+        dec += [f"    x = d.get({f.name!r}, ABSENT)", "    if x is ABSENT:"]
+        dec += [f"        x = {fill}" if fill else
+                f"        raise StateFormatError({f'a {name} value lacks its field {f.name!r}, which has no default'!r})"]
+        dec += ["    elif type(x) in NESTED:", "        x = dec(x)",
+                f"    setattr_(obj, {f.name!r}, x)" if frozen else f"    obj.{f.name} = x"]
+    enc.append("    return out")
+    dec += ["    post_init(obj)" if env["post_init"] else "", "    return obj"]
+    exec("\n".join(enc + dec), env)  # noqa: S102 - code built from our own registered dataclasses' fields
+    return env["encode"], env["decode"]
 
 
 _NO_DEFAULT = object()
+_NESTED = (dict, list)  # JSON values that may need decoding (scalars are themselves)
+_PLAIN = frozenset((str, int, bool, type(None)))  # values that encode as themselves (floats: if finite)
 _SPECS = [_spec(name, cls) for name, cls in DATACLASSES.items()]
 _BY_CLASS = {spec.cls: spec for spec in _SPECS}  # what the encoder looks up
 _BY_NAME = {spec.name: spec for spec in _SPECS}  # what the decoder looks up
-_set = object.__setattr__
-_NESTED = (dict, list)  # JSON values that may need decoding (scalars are themselves)
 
 
 def libraries() -> dict[str, str]:
@@ -158,11 +200,11 @@ class _Encoder:
             return v
         spec = _BY_CLASS.get(t)
         if spec is not None:
-            return self._dataclass(v, spec)
+            return spec.encode(self.enc, v)
         if t is float:
-            return v if math.isfinite(v) else {TAG: "float", "v": repr(v)}
+            return v if isfinite(v) else {TAG: "float", "v": repr(v)}
         if t is list:
-            return [self.enc(x) for x in v]
+            return [x if type(x) in _PLAIN else self.enc(x) for x in v]
         if t is dict:
             if all(type(k) is str for k in v) and TAG not in v:
                 return {k: self.enc(x) for k, x in v.items()}
@@ -172,7 +214,7 @@ class _Encoder:
         if t is set or t is frozenset:
             return {TAG: "set", "i": [self.enc(x) for x in sorted(v, key=repr)]}
         if t is deque:
-            return {TAG: "deque", "i": [self.enc(x) for x in v], "max": v.maxlen}
+            return {TAG: "deque", "i": [x if type(x) in _PLAIN else self.enc(x) for x in v], "max": v.maxlen}
         if t is bytes:
             return {TAG: "bytes", "b": base64.b64encode(v).decode()}
         if t is Event:
@@ -191,18 +233,6 @@ class _Encoder:
         state = v.__getstate__() if hasattr(t, "__getstate__") and t.__getstate__ is not object.__getstate__ else vars(v)
         return {TAG: name, **{k: self.enc(x) for k, x in state.items()}}
 
-    def _dataclass(self, v: object, spec: _Spec) -> dict:
-        """Its fields by name, those at their default left out: the same type and equal (an empty deque of the
-        same length bound)."""
-        out: dict[str, Any] = {TAG: spec.name}
-        for field, _, _, default in spec.fields:
-            x = getattr(v, field)
-            tx = type(x)
-            if tx is type(default) and (x == default if tx is not deque else not x and x.maxlen == default.maxlen):  # type: ignore[attr-defined]
-                continue
-            out[field] = x if tx is str or tx is int or x is None or tx is bool else self.enc(x)
-        return out
-
 
 class _Decoder:
     def __init__(self) -> None:
@@ -215,19 +245,20 @@ class _Decoder:
         if t is not dict:
             return v
         tag = v.get(TAG)
+        dec = self.dec
         if tag is None:
-            return {k: self.dec(x) for k, x in v.items()}
+            return {k: dec(x) if type(x) in _NESTED else x for k, x in v.items()}
         spec = _BY_NAME.get(tag)
         if spec is not None:
-            return self._dataclass(spec, v)
-        if tag == "map":
-            return {self._key(self.dec(k)): self.dec(x) for k, x in v["i"]}
+            return spec.decode(dec, v)
         if tag == "tuple":
-            return tuple(self.dec(x) for x in v["i"])
-        if tag == "set":
-            return {self._key(self.dec(x)) for x in v["i"]}
+            return tuple([dec(x) if type(x) in _NESTED else x for x in v["i"]])
         if tag == "deque":
-            return deque((self.dec(x) if type(x) in _NESTED else x for x in v["i"]), maxlen=v["max"])
+            return deque([dec(x) if type(x) in _NESTED else x for x in v["i"]], maxlen=v["max"])
+        if tag == "set":
+            return {self._key(dec(x)) if type(x) in _NESTED else x for x in v["i"]}
+        if tag == "map":
+            return {self._key(dec(k)) if type(k) in _NESTED else k: dec(x) if type(x) in _NESTED else x for k, x in v["i"]}
         if tag == "bytes":
             return base64.b64decode(v["b"])
         if tag == "float":
@@ -256,21 +287,3 @@ class _Decoder:
     @staticmethod
     def _key(k: Any) -> Any:
         return tuple(k) if type(k) is list else k  # keys are hashable: tuples written as lists stay tuples
-
-    def _dataclass(self, spec: _Spec, v: dict) -> object:
-        obj = spec.cls.__new__(spec.cls)
-        for field, default, factory, _ in spec.fields:
-            if field in v:
-                value = v[field]
-                if type(value) in _NESTED:
-                    value = self.dec(value)
-            elif default is not dataclasses.MISSING:
-                value = default
-            elif factory is not dataclasses.MISSING:
-                value = factory()
-            else:
-                raise StateFormatError(f"a {spec.name} value lacks its field {field!r}, which has no default")
-            _set(obj, field, value)
-        if spec.post_init is not None:
-            spec.post_init(obj)
-        return obj

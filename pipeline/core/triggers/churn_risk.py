@@ -30,7 +30,7 @@ class State:
 
 def on_churn(stage: Stage, st: CustomerState, p: float, ts: int, cause: str) -> None:
     r = stage.rules
-    mine: State = st.triggers.setdefault(NAME, State())
+    mine: State = st.triggers.get(NAME) or st.triggers.setdefault(NAME, State())
     if p < r.churn_rearm_below:
         mine.armed = True
         return
