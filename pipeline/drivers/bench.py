@@ -38,6 +38,7 @@ from pipeline.core.rules import IDENTIFIER_KINDS, Rules
 from pipeline.drivers.codec import gc_paused, tune_gc
 from pipeline.drivers.generate import generate
 from pipeline.drivers.hostile import hostile
+from pipeline.drivers import replay
 from pipeline.drivers.replay import read_records
 from pipeline.ops.statestore import decode_entries
 
@@ -79,9 +80,7 @@ def _engine(rules: Rules, hasher: Hasher, records: list[RawRecord]) -> tuple[Eng
             spent[0] += time.perf_counter() - t
 
     engine.identity.resolve = timed  # type: ignore[method-assign]
-    for i in range(0, len(records), 1000):
-        engine.process_batch(records[i:i + 1000])
-    engine.close_input()
+    replay.run(engine, records, lambda emits: None)
     return engine, spent[0]
 
 
