@@ -118,3 +118,21 @@ def test_a_partition_entry_written_before_labels_were_timers_restores():
     stage = make_engine().partitions[0]
     stage.restore({"p/0": {"_deferred": {"c-1": [(5, "c-1", 1), (3, "c-1", 2)]}}})  # (due, customer, ts) each
     assert stage._deferred == {"c-1": 3}  # when its labels fell due
+
+
+def test_the_encoding_leaves_defaults_out_ignores_unknown_fields_and_refuses_a_missing_one():
+    from collections import deque
+
+    from pipeline.core.profile import CustomerState, Purchase
+
+    st = CustomerState("c-1", 10, 20, channels={"web"})
+    st.recent_events.append("e-1")
+    body = orjson.loads(dumps(st).partition(b"\n")[2])
+    assert set(body) == {"$", "customer_id", "first_seen", "last_seen", "channels", "recent_events"}
+    assert loads(dumps(st)) == st and loads(dumps(CustomerState("c-2", 0, 0))).recent_events == deque(maxlen=32)
+    newer = {**body, "loyalty_tier": "gold"}  # a field a newer release writes
+    assert loads(b"rapport-state:1\n" + orjson.dumps(newer)) == st
+    p = Purchase(5, 1.5, "web", "e-2")  # frozen
+    assert loads(dumps(p)) == p and loads(dumps(Purchase(5, float("inf"), "web", "e-3"))).total == float("inf")
+    with pytest.raises(StateFormatError, match="a purchase value lacks its field 'event_id'"):
+        loads(b'rapport-state:1\n{"$": "purchase", "ts": 5, "total": 1.5, "channel": "web"}')

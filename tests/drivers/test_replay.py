@@ -1,3 +1,5 @@
+import gc
+
 import orjson
 
 from pipeline.cli import main
@@ -21,6 +23,7 @@ def test_replay_command_is_deterministic_with_a_fixed_clock(tmp_path, monkeypatc
     topics = {orjson.loads(line)["topic"] for line in a.splitlines()}
     assert "triggers.cart_abandoned.v1" in topics and "profiles.v1" in topics
     assert "triggers" in capsys.readouterr().err
+    assert gc.isenabled()  # paused while the replay ran, not after
 
 
 def test_a_broken_input_line_is_dead_lettered_not_dropped(tmp_path, monkeypatch):
