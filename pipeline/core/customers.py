@@ -19,6 +19,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime
+from itertools import islice
 
 from pipeline.core import privacy
 from pipeline.core.clock import Timers
@@ -102,7 +103,9 @@ def partition_of(customer_id: str, partitions: int) -> int:
 
 
 #: A partition's own entry: its clock, its input position, and what still waits (small: a hand-over's round trip).
-_PENDING = ("watermark", "through", "offset", "_inbox", "_waiting", "_parked", "_arrived", "_deferred", "_labels")
+#: The messages waiting for a model version are entries of their own (``take_changes``): a backfill can hold
+#: thousands of them for a while, and this entry is written at every batch.
+_PENDING = ("watermark", "through", "offset", "_head", "_waiting", "_parked", "_arrived", "_deferred", "_labels")
 
 
 class CustomerStage:
@@ -130,6 +133,8 @@ class CustomerStage:
         self._sent: list[tuple[int | None, object]] = []  # messages for other partitions (None: the learner)
         self._links: list[privacy.DeadLetterLink] = []  # this partition's dead letters, for the global stage
         self._inbox: deque[Message] = deque()  # waiting for a model version
+        self._head = 0  # the sequence number of the inbox's first message (each one queued takes the next)
+        self._saved = (0, 0)  # the inbox's sequence numbers [first, last + 1) as the changelog holds them
         self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
         self._arrived: dict[tuple[str, str], HandedOver] = {}  # (survivor, absorbed) -> hand-over before its Expect
@@ -492,6 +497,7 @@ class CustomerStage:
             if needed is not None and self.versions.at(needed) is None:
                 return  # the learner has not published the version this needs yet
             self._inbox.popleft()
+            self._head += 1
             self._deliver(msg)
 
     def take_sent(self) -> list[tuple[int | None, object]]:
@@ -596,9 +602,22 @@ class CustomerStage:
             out[f"c/{cid}"] = None if st is None else (st, pack_snapshots(self.snapshots.get(cid, [])),
                                                        self.kinds.get(cid, {}), self._emitted.get(cid))
         self._changed.clear()
+        out.update(self._inbox_changes())
         out[f"p/{self.partition}"] = {k: getattr(self, k) for k in _PENDING}
         if self._published:
             out[f"v/{self.partition}"], self._published = dict(self.versions.by_epoch), False
+        return out
+
+    def _inbox_changes(self) -> dict[str, Message | None]:
+        """``i/<partition>/<seq>``: each message queued since the last call and still waiting; None for those
+        written before and delivered since (a message in and out between two calls is never written)."""
+        head, tail = self._head, self._head + len(self._inbox)
+        saved_head, saved_tail = self._saved
+        new = max(saved_tail, head)
+        out: dict[str, Message | None] = {f"i/{self.partition}/{seq}": None for seq in range(saved_head, min(head, saved_tail))}
+        queued = list(islice(reversed(self._inbox), tail - new))[::-1]
+        out.update((f"i/{self.partition}/{seq}", msg) for seq, msg in enumerate(queued, new))
+        self._saved = (head, tail)
         return out
 
     @property
@@ -607,6 +626,8 @@ class CustomerStage:
 
     def restore(self, entries: dict[str, object]) -> None:
         """Rebuild this partition's customers from changelog entries (others' entries are skipped)."""
+        waiting: dict[int, Message] = {}
+        inbox = f"i/{self.partition}/"
         for name, value in entries.items():
             if name.startswith("c/") and partition_of(name[2:], self.partitions) == self.partition:
                 st, snaps, self.kinds[name[2:]] = value[:3]  # type: ignore[index]
@@ -623,5 +644,12 @@ class CustomerStage:
                                   for cid, due in self._deferred.items()}
             elif name == f"v/{self.partition}":
                 self.versions.by_epoch = dict(value)  # type: ignore[call-overload]
+            elif name.startswith(inbox):
+                waiting[int(name[len(inbox):])] = value  # type: ignore[assignment]
+        if self._inbox:  # in the partition's entry (an older release): written as entries at the next call
+            self._head, self._saved = 0, (0, 0)
+        else:
+            self._inbox = deque(waiting[seq] for seq in sorted(waiting) if seq >= self._head)
+            self._saved = (self._head, self._head + len(self._inbox))
         for st in self.customers.values():
             self._schedule_all(st)

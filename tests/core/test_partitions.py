@@ -71,9 +71,13 @@ def _final(emits, stages):
     return {t: sorted(v) for t, v in streams.items()}, {k for k, v in alive.items() if v}, final
 
 
-def remote(records, partitions: int, rng):
+def remote(records, partitions: int, rng, restarts: bool = False):
     """The global stage and the customer partitions as separate processes would run them: each partition
-    reads its own queue in order, at its own pace; hand-overs and label reports arrive whenever."""
+    reads its own queue in order, at its own pace; hand-overs and label reports arrive whenever. With
+    ``restarts``, a partition now and then starts afresh from its changelog (through the state encoding)."""
+    from pipeline.core.encoding import dumps
+    from pipeline.ops.statestore import decode_entries
+
     from pipeline.core.customers import CustomerStage
     from pipeline.core.messages import LabelReport
     from pipeline.core.engine import Engine
@@ -88,6 +92,7 @@ def remote(records, partitions: int, rng):
     stages = [CustomerStage(rules, lambda: FIXED_NOW, Versions(engine.versions.epoch_ms), p, partitions)
               for p in range(partitions)]
     queues: list[list] = [[] for _ in range(partitions)]  # each partition's input, in order
+    logs: list[dict] = [{} for _ in range(partitions)]  # each partition's changelog, as compaction keeps it
     reports: list[LabelReport] = []
     out, pos = [], 0
     while pos < len(records) or any(queues) or reports:
@@ -110,6 +115,10 @@ def remote(records, partitions: int, rng):
                 (reports if target is None else queues[target]).append(msg)
             if rng.random() < 0.3:
                 out += stages[p].end_batch()
+                logs[p].update((k, None if v is None else dumps(v)) for k, v in stages[p].take_changes().items())
+                if restarts and rng.random() < 0.3:
+                    stages[p] = CustomerStage(rules, lambda: FIXED_NOW, Versions(engine.versions.epoch_ms), p, partitions)
+                    stages[p].restore(decode_entries(logs[p]))
         for p, msg in engine.take_messages():
             queues[p].append(msg)
     for stage in stages:
@@ -117,11 +126,11 @@ def remote(records, partitions: int, rng):
     return out, stages
 
 
-@pytest.mark.parametrize("partitions, seed", [(1, 0), (4, 1), (8, 2)])
-def test_partitions_in_other_processes_give_the_same_outputs(traffic, partitions, seed):
+@pytest.mark.parametrize("partitions, seed, restarts", [(1, 0, False), (4, 1, False), (8, 2, False), (4, 3, True)])
+def test_partitions_in_other_processes_give_the_same_outputs(traffic, partitions, seed, restarts):
     import random
 
     records, _ = traffic
     engine = make_engine(**RULES)
     expected = _final(engine.process_batch(records) + engine.close_input(), engine.partitions)
-    assert _final(*remote(records, partitions, random.Random(seed))) == expected
+    assert _final(*remote(records, partitions, random.Random(seed), restarts)) == expected
