@@ -97,6 +97,9 @@ def unpack_snapshots(data: bytes | list) -> list[tuple[int, int, bytes]]:
     return [(*_TIMES.unpack_from(data, i), data[i + _TIMES.size:i + size]) for i in range(0, len(data), size)]
 
 
+_LEGACY: set[int] = set()  # (``_saved_epochs`` after restoring an older release's entry of every version)
+
+
 def partition_of(customer_id: str, partitions: int) -> int:
     """The customer partition a customer lives on (stable, the same in every process)."""
     return zlib.crc32(customer_id.encode()) % partitions
@@ -135,6 +138,7 @@ class CustomerStage:
         self._inbox: deque[Message] = deque()  # waiting for a model version
         self._head = 0  # the sequence number of the inbox's first message (each one queued takes the next)
         self._saved = (0, 0)  # the inbox's sequence numbers [first, last + 1) as the changelog holds them
+        self._saved_epochs: set[int] = set()  # the model versions the changelog holds
         self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
         self._arrived: dict[tuple[str, str], HandedOver] = {}  # (survivor, absorbed) -> hand-over before its Expect
@@ -605,7 +609,18 @@ class CustomerStage:
         out.update(self._inbox_changes())
         out[f"p/{self.partition}"] = {k: getattr(self, k) for k in _PENDING}
         if self._published:
-            out[f"v/{self.partition}"], self._published = dict(self.versions.by_epoch), False
+            out.update(self._version_changes())
+        return out
+
+    def _version_changes(self) -> dict[str, object | None]:
+        """``v/<partition>/<epoch>``: each model version published since the last call; None for those dropped
+        since (``versions.KEEP_EPOCHS``). One entry a version: a backfill publishes one a day of event time."""
+        kept = set(self.versions.by_epoch)
+        out: dict[str, object | None] = {f"v/{self.partition}/{e}": None for e in sorted(self._saved_epochs - kept)}
+        out.update((f"v/{self.partition}/{e}", self.versions.by_epoch[e]) for e in sorted(kept - self._saved_epochs))
+        if self._saved_epochs is _LEGACY:  # restored from one entry of every version (an older release)
+            out[f"v/{self.partition}"] = None
+        self._saved_epochs, self._published = kept, False
         return out
 
     def _inbox_changes(self) -> dict[str, Message | None]:
@@ -627,7 +642,7 @@ class CustomerStage:
     def restore(self, entries: dict[str, object]) -> None:
         """Rebuild this partition's customers from changelog entries (others' entries are skipped)."""
         waiting: dict[int, Message] = {}
-        inbox = f"i/{self.partition}/"
+        inbox, versions = f"i/{self.partition}/", f"v/{self.partition}/"
         for name, value in entries.items():
             if name.startswith("c/") and partition_of(name[2:], self.partitions) == self.partition:
                 st, snaps, self.kinds[name[2:]] = value[:3]  # type: ignore[index]
@@ -642,10 +657,15 @@ class CustomerStage:
                     setattr(self, k, v)
                 self._deferred = {cid: due if type(due) is int else min(d for d, _, _ in due)  # (older: every entry)
                                   for cid, due in self._deferred.items()}
-            elif name == f"v/{self.partition}":
-                self.versions.by_epoch = dict(value)  # type: ignore[call-overload]
+            elif name.startswith(versions):
+                self.versions.by_epoch[int(name[len(versions):])] = value  # type: ignore[assignment]
+            elif name == f"v/{self.partition}":  # every version in one entry (an older release): rewritten as entries
+                self.versions.by_epoch.update(value)  # type: ignore[call-overload]
+                self._saved_epochs, self._published = _LEGACY, True
             elif name.startswith(inbox):
                 waiting[int(name[len(inbox):])] = value  # type: ignore[assignment]
+        if self._saved_epochs is not _LEGACY:
+            self._saved_epochs = set(self.versions.by_epoch)
         if self._inbox:  # in the partition's entry (an older release): written as entries at the next call
             self._head, self._saved = 0, (0, 0)
         else:

@@ -174,3 +174,30 @@ def test_messages_waiting_for_a_model_version_are_written_once_and_restored_in_o
     older.restore(legacy)
     assert [m.watermark for m in older._inbox] == [10, 20, 30]
     assert [k for k in older.take_changes() if k.startswith("i/")] == ["i/0/0", "i/0/1", "i/0/2"]
+
+
+def test_model_versions_are_entries_of_their_own_and_an_older_single_entry_restores():
+    from pipeline.core.customers import CustomerStage
+    from pipeline.core.messages import Publish
+    from pipeline.core.models.churn import ChurnModel
+    from pipeline.core.rules import Rules
+    from pipeline.core.versions import Versions
+    from tests.helpers import FIXED_NOW
+
+    def stage():
+        return CustomerStage(Rules(), lambda: FIXED_NOW, Versions(3_600_000), 0, 1)
+
+    first = stage()
+    first.receive(Publish({1: ChurnModel(3_600_000), 2: ChurnModel(3_600_000)}))
+    log = {k: dumps(v) for k, v in first.take_changes().items() if v is not None}
+    assert sorted(k for k in log if k.startswith("v/")) == ["v/0/1", "v/0/2"]
+    first.receive(Publish({3: ChurnModel(3_600_000)}))
+    assert sorted(k for k in first.take_changes() if k.startswith("v/")) == ["v/0/3"]  # only the new one
+    restored = stage()
+    restored.restore(decode_entries(log))
+    assert sorted(restored.versions.by_epoch) == [1, 2]
+    older = stage()  # an older release kept every version in one entry
+    older.restore({"v/0": {1: ChurnModel(3_600_000), 2: ChurnModel(3_600_000)}})
+    assert sorted(older.versions.by_epoch) == [1, 2]
+    changes = {k: v for k, v in older.take_changes().items() if k.startswith("v/")}
+    assert sorted(changes) == ["v/0", "v/0/1", "v/0/2"] and changes["v/0"] is None
