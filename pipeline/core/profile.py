@@ -286,16 +286,25 @@ class CustomerState:
         x["log_spend_0_90d"] = ln(spend_90)
         x["log_spend_90_365d"] = ln(spend_365 - spend_90)
         x["log_spend_before_365d"] = ln(max(0.0, revenue - spend_365))
-        x["log_sessions"] = ln(self.sessions)
+        return self._behaviour(x)
+
+    def _behaviour(self, x: dict[str, float]) -> dict[str, float]:
+        """The features that do not depend on purchases, added to ``x``."""
+        x["log_sessions"] = math.log1p(self.sessions)
         x["cart_abandon_rate"] = self.carts_abandoned / self.carts_started if self.carts_started else 0.0
         x["sentiment_avg"] = self.sentiment_avg or 0.0
         x["sentiment_trend"] = (self.sentiment_avg - self.sentiment_long) if self.texts > 1 else 0.0  # type: ignore[operator]
-        x["log_returns"] = ln(self.returns)
+        x["log_returns"] = math.log1p(self.returns)
         return x
 
     def _features_before_buying(self, now: int) -> dict[str, float]:
         """``features`` of a customer who never bought, which most events are of: the same values, without the
-        purchase log's arithmetic."""
+        purchase log's arithmetic.
+
+        >>> st = CustomerState("c", 0, 0, sessions=2, carts_started=1, carts_abandoned=1, returns=1, revenue=-3.0)
+        >>> st._features_before_buying(5 * DAY_MS) == st._features_bought(5 * DAY_MS)
+        True
+        """
         recency = (now - self.first_seen) / DAY_MS
         ln = math.log1p
         log_recency, log_revenue = ln(recency), ln(max(0.0, self.revenue))
@@ -304,12 +313,7 @@ class CustomerState:
         x["log_revenue"], x["log_spend_before_365d"] = log_revenue, log_revenue
         x["rate_90d"] = 0.0 / (recency + 30.0)
         x["log_recency_x_log_repeat"] = log_recency * 0.0
-        x["log_sessions"] = ln(self.sessions)
-        x["cart_abandon_rate"] = self.carts_abandoned / self.carts_started if self.carts_started else 0.0
-        x["sentiment_avg"] = self.sentiment_avg or 0.0
-        x["sentiment_trend"] = (self.sentiment_avg - self.sentiment_long) if self.texts > 1 else 0.0  # type: ignore[operator]
-        x["log_returns"] = ln(self.returns)
-        return x
+        return self._behaviour(x)
 
     def journey_stage(self) -> str:
         if self.purchases >= 2:
