@@ -108,7 +108,7 @@ def partition_of(customer_id: str, partitions: int) -> int:
 #: A partition's own entry: its clock, its input position, and what still waits (small: a hand-over's round trip).
 #: The messages waiting for a model version are entries of their own (``take_changes``): a backfill can hold
 #: thousands of them for a while, and this entry is written at every batch.
-_PENDING = ("watermark", "through", "offset", "_head", "_waiting", "_parked", "_arrived", "_deferred", "_labels")
+_PENDING = ("watermark", "through", "offset", "_saved", "_waiting", "_parked", "_arrived", "_deferred", "_labels")
 
 
 class CustomerStage:
@@ -137,7 +137,9 @@ class CustomerStage:
         self._links: list[privacy.DeadLetterLink] = []  # this partition's dead letters, for the global stage
         self._inbox: deque[Message] = deque()  # waiting for a model version
         self._head = 0  # the sequence number of the inbox's first message (each one queued takes the next)
-        self._saved = (0, 0)  # the inbox's sequence numbers [first, last + 1) as the changelog holds them
+        self._saved = (0, 0)  # the inbox's sequence numbers [first, last + 1) as the changelog holds them (and
+        # as this partition's entry says, written after them: a restore reads that range, whatever a batch that
+        # failed half-written left beyond it)
         self._saved_epochs: set[int] = set()  # the model versions the changelog holds
         self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
@@ -669,7 +671,9 @@ class CustomerStage:
         if self._inbox:  # in the partition's entry (an older release): written as entries at the next call
             self._head, self._saved = 0, (0, 0)
         else:
-            self._inbox = deque(waiting[seq] for seq in sorted(waiting) if seq >= self._head)
-            self._saved = (self._head, self._head + len(self._inbox))
+            self._head = self._saved[0]
+            self._inbox = deque(waiting[seq] for seq in range(*self._saved) if seq in waiting)
+            if len(self._inbox) != self._saved[1] - self._head:  # an entry missing: all written again, renumbered
+                self._saved = (self._head, self._head)
         for st in self.customers.values():
             self._schedule_all(st)

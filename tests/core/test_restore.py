@@ -167,9 +167,17 @@ def test_messages_waiting_for_a_model_version_are_written_once_and_restored_in_o
     restored = stage()
     restored.restore(decode_entries(log))
     assert [m.watermark for m in restored._inbox] == [10, 20, 30]
+    half_written = {**log, "i/0/3": dumps(Tick(40))}  # a batch that failed after this entry, before its partition entry
+    again = stage()
+    again.restore(decode_entries(half_written))
+    assert [m.watermark for m in again._inbox] == [10, 20, 30]
+    gap = stage()  # an entry missing: what is left is kept in order and written again under new numbers
+    gap.restore(decode_entries({k: v for k, v in log.items() if k != "i/0/1"}))
+    assert [m.watermark for m in gap._inbox] == [10, 30]
+    assert [k for k, v in gap.take_changes().items() if k.startswith("i/") and v is not None] == ["i/0/0", "i/0/1"]
     # A partition entry of an older release held its waiting messages: they become entries at the next write.
     legacy = {k: v for k, v in decode_entries(log).items() if not k.startswith("i/")}
-    legacy["p/0"] = {k: v for k, v in legacy["p/0"].items() if k != "_head"} | {"_inbox": restored._inbox.copy()}
+    legacy["p/0"] = {k: v for k, v in legacy["p/0"].items() if k != "_saved"} | {"_inbox": restored._inbox.copy()}
     older = stage()
     older.restore(legacy)
     assert [m.watermark for m in older._inbox] == [10, 20, 30]
