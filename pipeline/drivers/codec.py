@@ -76,6 +76,25 @@ def gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
+@contextmanager
+def restoring() -> Iterator[None]:
+    """A worker's restore: collection paused while it builds state (``gc_paused``), and what it built kept out of
+    later collections (``gc.freeze``). A full collection scans every object it tracks, and restored customers
+    are millions of them (200k customers: 1.5 s; a worker with a million would miss its group's session
+    timeout). State makes no reference cycles, so a partition dropped at a rebalance is still freed, by
+    reference counting.
+
+    >>> with restoring():
+    ...     state = [[n] for n in range(1000)]
+    >>> gc.get_freeze_count() >= 1000, gc.isenabled()
+    (True, True)
+    >>> gc.unfreeze()
+    """
+    with gc_paused():
+        yield
+    gc.freeze()
+
+
 _PAUSES: list = [0, False]  # pauses running; whether collection was enabled before the first
 _PAUSES_LOCK = threading.Lock()
 

@@ -47,8 +47,8 @@ from pipeline.core.records import Emit, Event, RawRecord
 from pipeline.core.versions import Versions
 from pipeline.drivers import faust_transport
 from pipeline.drivers.codec import (
-    Progress, build_engine, event_bytes, events_record, gc_paused, internal_from_bytes, link_bytes, message_bytes,
-    messages_from_bytes, messages_record, progress_bytes, report_bytes, wall_clock,
+    Progress, build_engine, event_bytes, events_record, internal_from_bytes, link_bytes, message_bytes,
+    messages_from_bytes, messages_record, progress_bytes, report_bytes, restoring, wall_clock,
 )
 from pipeline.drivers.kafka_io import CommittedOffsets, Publisher, Transit
 from pipeline.ops import logs
@@ -196,7 +196,7 @@ class EngineStage:
         return self.engine
 
     def _restore(self) -> Engine:
-        with self.metrics.health.restoring(), gc_paused():
+        with self.metrics.health.restoring(), restoring():
             return self._restored()
 
     def _restored(self) -> Engine:
@@ -305,7 +305,7 @@ class CustomerStages:
         self.lock = asyncio.Lock()
 
     def _restore(self, partition: int) -> tuple[CustomerStage, StateStore]:
-        with self.metrics.health.restoring(), gc_paused():
+        with self.metrics.health.restoring(), restoring():
             return self._restored(partition)
 
     def _restored(self, partition: int) -> tuple[CustomerStage, StateStore]:
