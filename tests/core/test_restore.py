@@ -209,3 +209,23 @@ def test_model_versions_are_entries_of_their_own_and_an_older_single_entry_resto
     assert sorted(older.versions.by_epoch) == [1, 2]
     changes = {k: v for k, v in older.take_changes().items() if k.startswith("v/")}
     assert sorted(changes) == ["v/0", "v/0/1", "v/0/2"] and changes["v/0"] is None
+
+
+def test_state_makes_no_reference_cycles_so_a_dropped_stage_is_freed_without_the_collector():
+    """The worker keeps restored state out of garbage collection (``codec.restoring``): that is safe only as
+    long as reference counting alone frees a dropped engine or customer partition."""
+    import gc
+
+    records = list(read_records(iter(r.line() for r in generate(seed=3, customers=60))))
+    gc.collect()
+    gc.disable()
+    try:
+        engine = make_engine()
+        run(engine, records)
+        log: dict = {}
+        changelog(engine, log)
+        del engine
+        restored(log)  # built and dropped
+        assert gc.collect() == 0  # nothing unreachable was left for the collector
+    finally:
+        gc.enable()
