@@ -97,9 +97,6 @@ def unpack_snapshots(data: bytes | list) -> list[tuple[int, int, bytes]]:
     return [(*_TIMES.unpack_from(data, i), data[i + _TIMES.size:i + size]) for i in range(0, len(data), size)]
 
 
-_LEGACY: set[int] = set()  # (``_saved_epochs`` after restoring an older release's entry of every version)
-
-
 def partition_of(customer_id: str, partitions: int) -> int:
     """The customer partition a customer lives on (stable, the same in every process)."""
     return zlib.crc32(customer_id.encode()) % partitions
@@ -141,6 +138,7 @@ class CustomerStage:
         # as this partition's entry says, written after them: a restore reads that range, whatever a batch that
         # failed half-written left beyond it)
         self._saved_epochs: set[int] = set()  # the model versions the changelog holds
+        self._one_entry = False  # restored from an older release's one entry of every version (to delete)
         self._waiting: dict[str, Expect] = {}  # survivor -> the merge whose hand-over it waits for
         self._parked: dict[str, list[Message]] = {}  # survivor -> its messages since, in order
         self._arrived: dict[tuple[str, str], HandedOver] = {}  # (survivor, absorbed) -> hand-over before its Expect
@@ -620,8 +618,8 @@ class CustomerStage:
         kept = set(self.versions.by_epoch)
         out: dict[str, object | None] = {f"v/{self.partition}/{e}": None for e in sorted(self._saved_epochs - kept)}
         out.update((f"v/{self.partition}/{e}", self.versions.by_epoch[e]) for e in sorted(kept - self._saved_epochs))
-        if self._saved_epochs is _LEGACY:  # restored from one entry of every version (an older release)
-            out[f"v/{self.partition}"] = None
+        if self._one_entry:
+            out[f"v/{self.partition}"], self._one_entry = None, False
         self._saved_epochs, self._published = kept, False
         return out
 
@@ -663,11 +661,10 @@ class CustomerStage:
                 self.versions.by_epoch[int(name[len(versions):])] = value  # type: ignore[assignment]
             elif name == f"v/{self.partition}":  # every version in one entry (an older release): rewritten as entries
                 self.versions.by_epoch.update(value)  # type: ignore[call-overload]
-                self._saved_epochs, self._published = _LEGACY, True
+                self._one_entry = self._published = True
             elif name.startswith(inbox):
                 waiting[int(name[len(inbox):])] = value  # type: ignore[assignment]
-        if self._saved_epochs is not _LEGACY:
-            self._saved_epochs = set(self.versions.by_epoch)
+        self._saved_epochs = set() if self._one_entry else set(self.versions.by_epoch)
         if self._inbox:  # in the partition's entry (an older release): written as entries at the next call
             self._head, self._saved = 0, (0, 0)
         else:

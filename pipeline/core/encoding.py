@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-
 import pickle
 import sys
 from collections import deque
@@ -131,9 +130,9 @@ def _compile(name: str, cls: type) -> tuple[Callable, Callable]:
             env[f"T{i}"] = type(default)
             at_default = (f"tx is deque and not x and x.maxlen == {default.maxlen!r}" if type(default) is deque
                           else f"tx is T{i} and x == D{i}")
+        write = f"out[{f.name!r}] = x if tx in PLAIN or tx is float and isfinite(x) else enc(x)"
         enc += [f"    x = v.{f.name}", "    tx = type(x)"]
-        enc += [f"    if not ({at_default}):" if at_default else "    if True:",
-                f"        out[{f.name!r}] = x if tx in PLAIN or tx is float and isfinite(x) else enc(x)"]
+        enc += [f"    if not ({at_default}):", f"        {write}"] if at_default else [f"    {write}"]
         dec += [f"    x = d.get({f.name!r}, ABSENT)", "    if x is ABSENT:"]
         dec += [f"        x = {fill}" if fill else
                 f"        raise StateFormatError({f'a {name} value lacks its field {f.name!r}, which has no default'!r})"]

@@ -38,8 +38,7 @@ from pipeline.core.rules import IDENTIFIER_KINDS, Rules
 from pipeline.drivers.codec import gc_paused, tune_gc
 from pipeline.drivers.generate import generate
 from pipeline.drivers.hostile import hostile
-from pipeline.drivers import replay
-from pipeline.drivers.replay import read_records
+from pipeline.drivers.replay import read_records, run as replay_through
 from pipeline.ops.statestore import decode_entries
 
 FIXED = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -80,7 +79,7 @@ def _engine(rules: Rules, hasher: Hasher, records: list[RawRecord]) -> tuple[Eng
             spent[0] += time.perf_counter() - t
 
     engine.identity.resolve = timed  # type: ignore[method-assign]
-    replay.run(engine, records, lambda emits: None)
+    replay_through(engine, records, lambda emits: None)
     return engine, spent[0]
 
 

@@ -54,9 +54,9 @@ GC_YOUNG = 20_000
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Cyclic garbage collection paused while a restore builds state: it makes no garbage, only objects that
-    live on, which every collection would scan again (a restore of 100k customers: 5.1 -> 3.1 s). Nested
-    and concurrent pauses (partitions restore side by side) end with the last one.
+    """Cyclic garbage collection paused while a restore or a replay builds state: it makes no cyclic garbage,
+    only objects that live on, which every collection would scan again (a restore of 100k customers: 5.1 ->
+    3.1 s). Nested and concurrent pauses (partitions restore side by side) end with the last one.
 
     >>> with gc_paused():
     ...     gc.isenabled()

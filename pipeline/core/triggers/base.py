@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pipeline.core.models.churn import ChurnModel
 from pipeline.core.models.sentiment import Scored
@@ -48,6 +48,18 @@ class Applied:
     purchase: Purchase | None = None
     scored: Scored | None = None
     cart_changed: bool = False
+
+
+S = TypeVar("S")
+
+
+def slice_of(st: CustomerState, name: str, make: Callable[[], S]) -> S:
+    """The trigger module ``name``'s slice of the customer's state, made on first use (not made and thrown
+    away on every later call, as ``dict.setdefault`` would: a module may ask at every event)."""
+    mine = st.triggers.get(name)
+    if mine is None:
+        mine = st.triggers[name] = make()
+    return mine  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

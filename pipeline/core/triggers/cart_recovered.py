@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pipeline.core.profile import CustomerState
 from pipeline.core.records import to_dt
-from pipeline.core.triggers.base import Applied, Stage, TriggerType
+from pipeline.core.triggers.base import Applied, Stage, TriggerType, slice_of
 from pipeline.core.triggers.wording import duration, money, trigger_id
 from schemas.outbound import CartAbandoned, CartRecovered, CartRecoveredEvidence, Trigger
 
@@ -37,7 +37,7 @@ class State:
 
 
 def state(st: CustomerState) -> State:
-    return st.triggers.setdefault(NAME, State())  # type: ignore[no-any-return]
+    return slice_of(st, NAME, State)
 
 
 def recover(stage: Stage, st: CustomerState) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pipeline.core.profile import DAY_MS, CustomerState
 from pipeline.core.records import to_dt
-from pipeline.core.triggers.base import Stage, TriggerType
+from pipeline.core.triggers.base import Stage, TriggerType, slice_of
 from pipeline.core.triggers.wording import plural, trigger_id
 from schemas.outbound import ChurnRisk, ChurnRiskEvidence
 
@@ -30,7 +30,7 @@ class State:
 
 def on_churn(stage: Stage, st: CustomerState, p: float, ts: int, cause: str) -> None:
     r = stage.rules
-    mine: State = st.triggers.get(NAME) or st.triggers.setdefault(NAME, State())
+    mine = slice_of(st, NAME, State)
     if p < r.churn_rearm_below:
         mine.armed = True
         return

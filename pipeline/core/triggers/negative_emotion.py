@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pipeline.core.models.sentiment import Scored
 from pipeline.core.profile import CustomerState
 from pipeline.core.records import to_dt
-from pipeline.core.triggers.base import Applied, Stage, TriggerType
+from pipeline.core.triggers.base import Applied, Stage, TriggerType, slice_of
 from pipeline.core.triggers.wording import CHANNEL_NAMES, LANGUAGE_NAMES, a, trigger_id
 from schemas.inbound import ReviewEvent
 from schemas.outbound import NegativeEmotion, NegativeEmotionEvidence
@@ -31,7 +31,7 @@ def souring(st: CustomerState, now: int, drop: float, min_texts: int, buying_day
     below zero, while the customer buys; re-armed when it recovers to half that gap."""
     if st.sentiment_avg is None or st.sentiment_long is None:
         return False
-    mine: State = st.triggers.setdefault(NAME, State())
+    mine = slice_of(st, NAME, State)
     gap = st.sentiment_long - st.sentiment_avg
     if gap < drop / 2:
         mine.souring_armed = True
