@@ -61,6 +61,10 @@ from pipeline.core.records import Event
 Source = tuple[str, int]
 
 _NEVER = -(2**63)
+#: A reader that has reported nothing for this long (of the reports' own clock) is gone: its reports are dropped.
+READER_GONE_MS = 600_000
+#: Reports kept per reader: a marker is matched with each other reader's latest report as of its own time.
+REPORTS_KEPT = 64
 _BUFFER = ("_heap", "_order", "_added", "_removed")  # held events: changelog entries of their own, not in the sequencer entry
 
 
@@ -110,8 +114,10 @@ class Sequencer:
         ``as_of_ms``, having read each topic in ``positions`` up to that event time by then. An idle source
         stays idle until it delivers."""
         if positions:
-            self._reports.setdefault(reader, deque(maxlen=64)).append((as_of_ms, positions))
+            self._reports.setdefault(reader, deque(maxlen=REPORTS_KEPT)).append((as_of_ms, positions))
         known: dict[str, int] = {}  # per topic, the highest position reported as of as_of_ms or before
+        for gone in [r for r, reports in self._reports.items() if reports[-1][0] < as_of_ms - READER_GONE_MS]:
+            del self._reports[gone]  # a worker that stopped (each start is a new reader)
         for reports in self._reports.values():
             reported = next((p for a, p in reversed(reports) if a <= as_of_ms), {})
             for topic, ts in reported.items():
@@ -186,7 +192,11 @@ class Sequencer:
             heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), ev))
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in _BUFFER and k != "_caught"}
+        """What the changelog keeps: each reader's latest report only (the entry is written at every batch; after a
+        restart, markers speak of later times than any report before it)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _BUFFER and k != "_caught"}
+        state["_reports"] = {r: deque((reports[-1],), maxlen=REPORTS_KEPT) for r, reports in self._reports.items()}
+        return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

@@ -10,7 +10,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
 
 SCHEME = "rapport"
-FETCH_MAX_WAIT_MS = {"value": 50}
+FETCH_MAX_WAIT_MS = {"value": 20}
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):

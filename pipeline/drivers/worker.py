@@ -100,8 +100,7 @@ class IngestStage:
         self.next_offset: dict[tuple[str, int], int] = {}  # partition -> offset after the last record forwarded
         self.positions: dict[str, int] = {}  # topic -> the latest event time forwarded
         self.history: deque[tuple[int, dict[str, int]]] = deque(maxlen=256)  # (wall ms, positions) after batches
-        # A fetch's high watermark may be this old: a marker speaks for what was written before now - this.
-        self.staleness_ms = 2 * settings.fetch_max_wait_ms + 100
+        self.staleness_ms = settings.marker_staleness_ms
         self.reader = writer_id()
         self.transit = Transit(publisher, f"{self.reader}/ingest")
         self.busy = False
@@ -491,5 +490,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     app = build_app(settings, publisher, engine, customers, metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
              metrics_port)
+    if settings.producer_lateness_ms <= 0:
+        log.warning("RAPPORT_ORDER_GRACE_S (%g s) does not exceed how old a progress marker can be (%d ms, from "
+                    "RAPPORT_FETCH_MAX_WAIT_MS): live events written in time may be applied out of order",
+                    settings.order_grace_s, settings.marker_staleness_ms)
     faust.Worker(app, loglevel=loglevel, quiet=True,
                  logging_config=logs.logging_config(settings.log_format, LOG_LEVELS[loglevel])).execute_from_commandline()

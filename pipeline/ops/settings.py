@@ -36,7 +36,7 @@ class Settings(BaseSettings, Rules):
     topic_min_insync_replicas: int | None = Field(None, ge=1, description=(
         "min.insync.replicas of replicated topics; default: the replication factor minus one (2 of 3)."))
     batch_size: int = Field(1000, ge=1)
-    batch_within_s: float = Field(0.05, gt=0, description="Longest a stage waits to fill a batch (latency at low load; "
+    batch_within_s: float = Field(0.02, gt=0, description="Longest a stage waits to fill a batch (latency at low load; "
                                                         "under load batches fill first).")
     idle_partition_s: float = Field(10.0, gt=0, description=(
         "Live: a partition without events this long stops holding the event-time order back until it delivers "
@@ -44,7 +44,7 @@ class Settings(BaseSettings, Rules):
     progress_interval_s: float = Field(0.5, gt=0, description="Live: how often a quiet ingest says its partitions are read to their end.")
     idle_advance_s: float = Field(5.0, ge=0, description="Live traffic: with all input silent this long, the wall clock moves the watermark (0 = never; a backfill's never moves).")
     model_checkpoint_s: float = Field(30.0, ge=0, description="Model checkpoints to the state changelog at most this often (0 = every batch).")
-    fetch_max_wait_ms: int = Field(50, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
+    fetch_max_wait_ms: int = Field(20, ge=1, description="Longest a consumer fetch waits for data (latency floor per stage).")
     kafka_security_protocol: Protocol = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
     kafka_sasl_mechanism: Mechanism = "PLAIN"
     kafka_sasl_username: str | None = None
@@ -98,6 +98,23 @@ class Settings(BaseSettings, Rules):
             path.chmod(0o600)
         log.warning("RAPPORT_PII_KEY is unset: using the development key in %s (hashes differ from production)", path)
         return path.read_text().strip().encode()
+
+    @property
+    def marker_staleness_ms(self) -> int:
+        """How old a progress marker's knowledge of a partition's end can be (its fetch's high watermark):
+        the marker speaks only for what was written this long before it. Live, ``order_grace_s`` must exceed
+        it, and the difference is how late a producer may write an event and still have it applied in order.
+
+        >>> s = Settings(fetch_max_wait_ms=20, order_grace_s=0.2)
+        >>> s.marker_staleness_ms, s.producer_lateness_ms
+        (140, 60)
+        """
+        return 2 * self.fetch_max_wait_ms + 100
+
+    @property
+    def producer_lateness_ms(self) -> int:
+        """Live: how long after its event time an event may be written and still be applied in order."""
+        return round(self.order_grace_s * 1000) - self.marker_staleness_ms
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

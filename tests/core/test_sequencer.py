@@ -64,3 +64,25 @@ def test_an_idle_source_stops_holding_back_until_it_delivers_again():
     assert released(s) == ["a0"]
     s.push(ev(-MIN, "b-old"), B)
     assert s.behind(ev(-MIN, "b-old2"))  # behind what was released: out of order
+
+
+def test_its_changelog_entry_keeps_each_readers_latest_report_and_restores_the_same_floors():
+    from pipeline.core.encoding import dumps, loads
+    s = sequencer()
+    s.expect(A), s.expect(B)
+    for n in range(50):  # a marker every batch: the entry must not carry them all
+        s.caught_up([A], "r1", wall_ms=NOW + n, as_of_ms=NOW + n - 200, positions={"clickstream.v1": NOW + n - 300})
+    s.caught_up([B], "r2", wall_ms=NOW + 60, as_of_ms=NOW - 140, positions={"pos.v1": NOW - 200})
+    restored = loads(dumps(s))
+    assert {r: len(reports) for r, reports in restored._reports.items()} == {"r1": 1, "r2": 1}
+    assert restored.frontier() == s.frontier()
+    marker = dict(wall_ms=NOW + 100, as_of_ms=NOW - 100, positions={"pos.v1": NOW - 150})
+    s.caught_up([A, B], "r2", **marker), restored.caught_up([A, B], "r2", **marker)
+    assert restored.frontier() == s.frontier()
+
+
+def test_a_reader_silent_for_ten_minutes_is_forgotten():
+    s = sequencer()
+    s.caught_up([A], "gone", wall_ms=NOW, as_of_ms=NOW - 200, positions={"clickstream.v1": NOW - 300})
+    s.caught_up([A], "r", wall_ms=NOW + 11 * MIN, as_of_ms=NOW + 11 * MIN - 200, positions={"clickstream.v1": NOW})
+    assert list(s._reports) == ["r"]
