@@ -185,12 +185,10 @@ class Engine:
         for source in sources:
             self.sequencer.expect(source)
 
-    def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
-                  positions: dict[str, int]) -> None:
-        """``reader`` (at wall time ``wall_ms``) had read everything written to ``sources`` before ``as_of_ms``,
-        and each topic up to the event time in ``positions`` by then. Takes effect at the next event or
-        ``end_batch``."""
-        self.sequencer.caught_up(sources, reader, wall_ms, as_of_ms, positions)
+    def caught_up(self, sources: Iterable[Source], reader: str, as_of_ms: int, positions: dict[str, int]) -> None:
+        """``reader`` had read everything written to ``sources`` before wall time ``as_of_ms``, and each topic up
+        to the event time in ``positions`` by then. Takes effect at the next event or ``end_batch``."""
+        self.sequencer.caught_up(sources, reader, as_of_ms, positions)
 
     def caught(self, source: Source) -> bool:
         """The source's reader reported it read to its end after its last event (see ``Sequencer.caught``)."""

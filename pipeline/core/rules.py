@@ -17,10 +17,10 @@ class Rules(BaseModel):
 
     # Time
     allowed_lateness_s: float = Field(300.0, ge=0, description="Watermark = latest event time minus this.")
-    order_grace_s: float = Field(0.2, ge=0, description=(
-        "Live traffic: how long the canonical order waits after an event's time for earlier events (the latency "
-        "it costs). It covers how old a progress marker's knowledge can be (2 x fetch_max_wait_ms + 100 ms), and "
-        "what is left is how late a producer may write an event and still have it applied in order."))
+    order_grace_s: float = Field(0.15, ge=0, description=(
+        "Live traffic: how late (after its event time) an event may be written and still be applied in event-time "
+        "order. The canonical order waits this long, plus how old the readers' knowledge of their partitions' "
+        "ends is (about a fetch)."))
     order_live_within_s: float = Field(60.0, ge=0, description=(
         "Traffic whose latest event time is this close to the wall clock counts as live (see order_grace_s); "
         "older traffic is a backfill, ordered by event time alone."))

@@ -12,8 +12,7 @@ to a *slack*. A source holds the release back at the latest event time it delive
 slack. A source the driver ``expect``s holds it back completely until it delivers.
 
 A driver can report a source *caught up*: its reader had delivered everything written to it before
-wall time ``a`` (*as of*; a little before the marker's wall time ``w``, since what the reader knows
-of the source's end may be that old). Each reader also reports its *positions* as of ``a``: the
+wall time ``a`` (*as of*: when the fetch that told the reader where the source ended was sent). Each reader also reports its *positions* as of ``a``: the
 latest event time it had read of each topic by then. Each topic's producer writes in event-time
 order, give or take the slack, so anything written to the source later comes after every event of
 its topic that some reader had read by ``a``. The source therefore promises nothing earlier than
@@ -24,8 +23,8 @@ source reported idle holds nothing back until it delivers again.
 The slack depends on the traffic. *Backfills* and replays, whose event time is behind the wall
 clock, get ``slack_ms`` (the allowed lateness): waiting for data that is already there costs no
 latency. *Live* traffic is traffic whose readers report positions within ``live_ms`` of the wall
-clock. It gets ``grace_ms``, and its floor is at least ``w - grace``, so nothing waits much longer
-than the grace. (The grace must cover how old the reader's knowledge of the source's end can be.)
+clock. It gets ``grace_ms``, and its floor is at least ``a - grace``: an event written after ``a`` is
+at most the grace late. So an event waits for the grace plus how old its reader's knowledge is.
 
 An event that arrives behind the last released one is *out of order*. It is released at once: after
 what was already released, so in arrival order.
@@ -42,9 +41,9 @@ what was already released, so in arrival order.
 >>> s.push(ev(21, "z"), b); [e.event_id for e in s.release()]  # both passed 10 + slack
 ['y']
 >>> read = {"clickstream.v1": 40}  # a reader's position per topic
->>> s.caught_up([b], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); s.release()  # a holds at 20 - 5
+>>> s.caught_up([b], "r1", as_of_ms=10**12, positions=read); s.release()  # a holds at 20 - 5
 []
->>> s.caught_up([a], "r1", wall_ms=10**12, as_of_ms=10**12, positions=read); [e.event_id for e in s.release()]
+>>> s.caught_up([a], "r1", as_of_ms=10**12, positions=read); [e.event_id for e in s.release()]
 ['x', 'z']
 >>> s.behind(ev(12, "late")), s.held                                    # 12 sorts before z: out of order
 (True, 0)
@@ -108,11 +107,9 @@ class Sequencer:
         heapq.heappush(self._heap, (ev.ts, ev.event_id, next(self._order), ev))
         self._added[ev.event_id] = ev
 
-    def caught_up(self, sources: Iterable[Source], reader: str, wall_ms: int, as_of_ms: int,
-                  positions: dict[str, int]) -> None:
-        """``reader`` (at wall time ``wall_ms``) had delivered everything written to ``sources`` before
-        ``as_of_ms``, having read each topic in ``positions`` up to that event time by then. An idle source
-        stays idle until it delivers."""
+    def caught_up(self, sources: Iterable[Source], reader: str, as_of_ms: int, positions: dict[str, int]) -> None:
+        """``reader`` had delivered everything written to ``sources`` before wall time ``as_of_ms``, having read
+        each topic in ``positions`` up to that event time by then. An idle source stays idle until it delivers."""
         if positions:
             self._reports.setdefault(reader, deque(maxlen=REPORTS_KEPT)).append((as_of_ms, positions))
         known: dict[str, int] = {}  # per topic, the highest position reported as of as_of_ms or before
@@ -129,7 +126,7 @@ class Sequencer:
             self._latest.setdefault(source, None)
             floor = known[source[0]] + 1 - self.slack if source[0] in known else _NEVER
             if self.live:
-                floor = max(floor, wall_ms - self.grace_ms)
+                floor = max(floor, as_of_ms - self.grace_ms)
             if floor != _NEVER:
                 self._floor[source] = max(self._floor.get(source, _NEVER), floor)
 

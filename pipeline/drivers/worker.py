@@ -75,7 +75,8 @@ def writer_id() -> str:
 
 #: A record read from an internal topic: ``(partition, offset, key, value)``.
 InternalRecord = tuple[int, int, bytes | None, bytes]
-Highwaters = Callable[[], dict[tuple[str, int], int | None]]
+#: Per inbound partition: (its high watermark, the wall time in ms before which everything written is below it).
+Highwaters = Callable[[], dict[tuple[str, int], tuple[int | None, int | None]]]
 
 
 def unprocessed(events: list) -> list[InternalRecord]:  # noqa: ANN001 - Faust's events
@@ -89,7 +90,7 @@ class IngestStage:
     """Forwards valid events, then progress markers, to the internal events topic.
 
     ``highwaters()``: the inbound partitions this worker reads, each with the offset after the last
-    record the broker reported in a fetch (None until fetched).
+    record the broker reported in a fetch, and when that fetch was sent (both None until fetched).
     """
 
     def __init__(self, settings: Settings, publisher: Publisher, metrics: Metrics, highwaters: Highwaters) -> None:
@@ -100,7 +101,6 @@ class IngestStage:
         self.next_offset: dict[tuple[str, int], int] = {}  # partition -> offset after the last record forwarded
         self.positions: dict[str, int] = {}  # topic -> the latest event time forwarded
         self.history: deque[tuple[int, dict[str, int]]] = deque(maxlen=256)  # (wall ms, positions) after batches
-        self.staleness_ms = settings.marker_staleness_ms
         self.reader = writer_id()
         self.transit = Transit(publisher, f"{self.reader}/ingest")
         self.busy = False
@@ -150,13 +150,15 @@ class IngestStage:
 
     def _progress(self) -> bool:
         """Send a marker for the partitions read to their end (everything below the fetch high watermark is
-        forwarded). The high watermark may be a fetch old, so the marker speaks for what was written before
-        ``now - staleness``, with the positions this ingest had reached by then."""
-        caught = [s for s, high in self.highwaters().items()
-                  if high is not None and self.next_offset.get(s, -1) >= high]
+        forwarded). It speaks for what was written before the oldest of their fetches was sent, with the
+        positions this ingest had reached by then."""
+        caught, now = [], int(time.time() * 1000)
+        as_of = now
+        for s, (high, seen) in self.highwaters().items():
+            if high is not None and seen is not None and self.next_offset.get(s, -1) >= high:
+                caught.append(s)
+                as_of = min(as_of, seen)
         if caught:
-            now = int(time.time() * 1000)
-            as_of = now - self.staleness_ms
             positions = next((p for at, p in reversed(self.history) if at <= as_of), {})
             marker = Progress(caught, now, as_of, positions, self.reader)
             self.transit.send(self.events_topic, 0, [progress_bytes(marker)])
@@ -237,7 +239,7 @@ class EngineStage:
                     continue
                 for item in items:
                     if isinstance(item, Progress):  # not "heard": a partition with markers alone goes idle
-                        engine.caught_up(item.sources, item.reader, item.wall_ms, item.as_of_ms, item.positions)
+                        engine.caught_up(item.sources, item.reader, item.as_of_ms, item.positions)
                     elif isinstance(item, LabelReport):
                         engine.report(item)
                     elif isinstance(item, DeadLetterLink):
@@ -398,9 +400,10 @@ def build_app(settings: Settings, publisher: Publisher, engine: EngineStage, cus
         return {(tp.topic.removeprefix(prefix), tp.partition): tp for tp in tps
                 if tp.topic.startswith(prefix) and tp.topic.removeprefix(prefix) in INBOUND}
 
-    def highwaters() -> dict[tuple[str, int], int | None]:
+    def highwaters() -> dict[tuple[str, int], tuple[int | None, int | None]]:
         consumer = app.consumer
-        return {source: consumer.highwater(tp) for source, tp in inbound(consumer.assignment()).items()}
+        return {source: (consumer.highwater(tp), faust_transport.highwater_as_of(tp.topic, tp.partition))
+                for source, tp in inbound(consumer.assignment()).items()}
 
     ingest = IngestStage(settings, publisher, metrics, highwaters)
 
@@ -490,9 +493,5 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     app = build_app(settings, publisher, engine, customers, metrics)
     log.info("worker on %s; metrics on http://%s:%d/metrics", settings.bootstrap, settings.metrics_host,
              metrics_port)
-    if settings.producer_lateness_ms <= 0:
-        log.warning("RAPPORT_ORDER_GRACE_S (%g s) does not exceed how old a progress marker can be (%d ms, from "
-                    "RAPPORT_FETCH_MAX_WAIT_MS): live events written in time may be applied out of order",
-                    settings.order_grace_s, settings.marker_staleness_ms)
     faust.Worker(app, loglevel=loglevel, quiet=True,
                  logging_config=logs.logging_config(settings.log_format, LOG_LEVELS[loglevel])).execute_from_commandline()

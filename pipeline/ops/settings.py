@@ -99,22 +99,5 @@ class Settings(BaseSettings, Rules):
         log.warning("RAPPORT_PII_KEY is unset: using the development key in %s (hashes differ from production)", path)
         return path.read_text().strip().encode()
 
-    @property
-    def marker_staleness_ms(self) -> int:
-        """How old a progress marker's knowledge of a partition's end can be (its fetch's high watermark):
-        the marker speaks only for what was written this long before it. Live, ``order_grace_s`` must exceed
-        it, and the difference is how late a producer may write an event and still have it applied in order.
-
-        >>> s = Settings(fetch_max_wait_ms=20, order_grace_s=0.2)
-        >>> s.marker_staleness_ms, s.producer_lateness_ms
-        (140, 60)
-        """
-        return 2 * self.fetch_max_wait_ms + 100
-
-    @property
-    def producer_lateness_ms(self) -> int:
-        """Live: how long after its event time an event may be written and still be applied in order."""
-        return round(self.order_grace_s * 1000) - self.marker_staleness_ms
-
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -77,7 +77,7 @@ def partitioned(records, rng: random.Random, markers: bool) -> dict:
                     positions[rec.topic] = ts
             pos[source] += n
             if markers and pos[source] >= len(parts[source]):  # read to its end: a caught-up marker
-                engine.caught_up([source], "reader", wall, wall, dict(positions))
+                engine.caught_up([source], "reader", wall, dict(positions))
         out += engine.end_batch()
     return canonical(out + engine.close_input())
 

@@ -35,10 +35,10 @@ def test_live_traffic_waits_only_for_the_grace():
     s.push(ev(NOW - 1000, "a1"), A)
     s.push(ev(NOW - 900, "b1"), B)
     assert released(s) == []  # not yet known to be live: the backfill slack holds everything
-    s.caught_up([A, B], "r", wall_ms=NOW, as_of_ms=NOW - 200, positions={"clickstream.v1": NOW - 1000, "pos.v1": NOW - 900})
-    assert s.live and released(s) == ["a1", "b1"]  # both read to their end: nothing older than NOW - grace comes
+    s.caught_up([A, B], "r", as_of_ms=NOW - 200, positions={"clickstream.v1": NOW - 1000, "pos.v1": NOW - 900})
+    assert s.live and released(s) == ["a1", "b1"]  # read to their end as of NOW - 200: nothing before that - grace comes
     s.push(ev(NOW - 100, "a2"), A)
-    assert released(s) == []  # within the grace of the wall clock: an event 200 ms older may still arrive
+    assert released(s) == []  # an event written after the as-of time, up to the grace late, may still arrive
 
 
 def test_a_floor_uses_only_positions_of_its_topic_reported_before_its_as_of_time():
@@ -46,11 +46,11 @@ def test_a_floor_uses_only_positions_of_its_topic_reported_before_its_as_of_time
     s.expect(A), s.expect(B)
     s.push(ev(0, "a0"), A)
     s.push(ev(60 * MIN, "a60"), A)
-    s.caught_up([A], "r2", wall_ms=NOW, as_of_ms=NOW, positions={"clickstream.v1": 60 * MIN, "pos.v1": 20 * MIN})
+    s.caught_up([A], "r2", as_of_ms=NOW, positions={"clickstream.v1": 60 * MIN, "pos.v1": 20 * MIN})
     # r1 says B was read to its end as of earlier: r2's later report cannot vouch for it
-    s.caught_up([B], "r1", wall_ms=NOW - 1000, as_of_ms=NOW - 1000, positions={})
+    s.caught_up([B], "r1", as_of_ms=NOW - 1000, positions={})
     assert released(s) == []  # B has no floor yet, and nothing from B: hold
-    s.caught_up([B], "r1", wall_ms=NOW + 1000, as_of_ms=NOW + 500, positions={"clickstream.v1": 61 * MIN})
+    s.caught_up([B], "r1", as_of_ms=NOW + 500, positions={"clickstream.v1": 61 * MIN})
     # B's floor comes from pos.v1's position (r2's 20 min, reported as of NOW <= NOW + 500), not from clickstream's
     assert released(s) == ["a0"] and s.frontier() == 15 * MIN + 1
 
@@ -71,18 +71,18 @@ def test_its_changelog_entry_keeps_each_readers_latest_report_and_restores_the_s
     s = sequencer()
     s.expect(A), s.expect(B)
     for n in range(50):  # a marker every batch: the entry must not carry them all
-        s.caught_up([A], "r1", wall_ms=NOW + n, as_of_ms=NOW + n - 200, positions={"clickstream.v1": NOW + n - 300})
-    s.caught_up([B], "r2", wall_ms=NOW + 60, as_of_ms=NOW - 140, positions={"pos.v1": NOW - 200})
+        s.caught_up([A], "r1", as_of_ms=NOW + n - 200, positions={"clickstream.v1": NOW + n - 300})
+    s.caught_up([B], "r2", as_of_ms=NOW - 140, positions={"pos.v1": NOW - 200})
     restored = loads(dumps(s))
     assert {r: len(reports) for r, reports in restored._reports.items()} == {"r1": 1, "r2": 1}
     assert restored.frontier() == s.frontier()
-    marker = dict(wall_ms=NOW + 100, as_of_ms=NOW - 100, positions={"pos.v1": NOW - 150})
+    marker = dict(as_of_ms=NOW - 100, positions={"pos.v1": NOW - 150})
     s.caught_up([A, B], "r2", **marker), restored.caught_up([A, B], "r2", **marker)
     assert restored.frontier() == s.frontier()
 
 
 def test_a_reader_silent_for_ten_minutes_is_forgotten():
     s = sequencer()
-    s.caught_up([A], "gone", wall_ms=NOW, as_of_ms=NOW - 200, positions={"clickstream.v1": NOW - 300})
-    s.caught_up([A], "r", wall_ms=NOW + 11 * MIN, as_of_ms=NOW + 11 * MIN - 200, positions={"clickstream.v1": NOW})
+    s.caught_up([A], "gone", as_of_ms=NOW - 200, positions={"clickstream.v1": NOW - 300})
+    s.caught_up([A], "r", as_of_ms=NOW + 11 * MIN - 200, positions={"clickstream.v1": NOW})
     assert list(s._reports) == ["r"]

@@ -48,7 +48,8 @@ def stage(tmp_path, highwaters: dict) -> tuple[IngestStage, Recorder]:
 
 
 def test_a_partition_is_caught_up_once_everything_below_its_high_watermark_is_forwarded(tmp_path):
-    highwaters = {CLICKS: 3, POS: 0, REVIEWS: None}
+    fetched = int(time.time() * 1000)
+    highwaters = {CLICKS: (3, fetched), POS: (0, fetched), REVIEWS: (None, None)}
     ingest, out = stage(tmp_path, highwaters)
     ingest.assigned({CLICKS: 0, POS: 0, REVIEWS: 0})  # nothing committed yet: they start at 0
     now = datetime.now(timezone.utc)
@@ -58,15 +59,16 @@ def test_a_partition_is_caught_up_once_everything_below_its_high_watermark_is_fo
     assert sorted(out.markers()[-1].sources) == [CLICKS, POS]
 
 
-def test_a_marker_speaks_for_a_fetch_ago_with_the_positions_reached_by_then(tmp_path):
-    ingest, out = stage(tmp_path, {CLICKS: 2})
-    ingest.assigned({CLICKS: 0})
+def test_a_marker_speaks_for_when_its_fetches_were_sent_with_the_positions_reached_by_then(tmp_path):
+    sent = int(time.time() * 1000) - 300  # a slow fetch: its high watermark is that old
+    ingest, out = stage(tmp_path, {CLICKS: (2, sent), POS: (0, sent + 200)})
+    ingest.assigned({CLICKS: 0, POS: 0})
     then = datetime.now(timezone.utc) - timedelta(minutes=10)
     asyncio.run(ingest.batch([click_at(0, then)]))
-    assert out.markers() == []  # offset 1 is still to come
+    assert [m.sources for m in out.markers()] == [[POS]]  # clickstream's offset 1 is still to come
     asyncio.run(ingest.batch([click_at(1, then + timedelta(minutes=1))]))
-    [marker] = out.markers()
-    assert marker.wall_ms - marker.as_of_ms == ingest.staleness_ms
+    marker = out.markers()[-1]
+    assert sorted(marker.sources) == [CLICKS, POS] and marker.as_of_ms == sent  # the older of the two fetches
     assert marker.positions == {}  # both batches are younger than the marker's as-of time
     ingest.history.appendleft((marker.as_of_ms - 1, {"clickstream.v1": 123}))  # a batch a fetch earlier
     ingest.last_batch = time.monotonic() - 10  # the stream has been quiet
@@ -75,7 +77,7 @@ def test_a_marker_speaks_for_a_fetch_ago_with_the_positions_reached_by_then(tmp_
 
 
 def test_an_event_time_far_in_the_future_does_not_move_the_position(tmp_path):
-    ingest, _ = stage(tmp_path, {CLICKS: 10})
+    ingest, _ = stage(tmp_path, {CLICKS: (10, None)})
     ingest.assigned({CLICKS: 0})
     now = datetime.now(timezone.utc)
     asyncio.run(ingest.batch([click_at(0, now), click_at(1, now + timedelta(hours=9))]))  # KST written as UTC
