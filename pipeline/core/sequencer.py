@@ -12,13 +12,13 @@ to a *slack*. A source holds the release back at the latest event time it delive
 slack. A source the driver ``expect``s holds it back completely until it delivers.
 
 A driver can report a source *caught up*: its reader had delivered everything written to it before
-wall time ``a`` (*as of*: when the fetch that told the reader where the source ended was sent). Each reader also reports its *positions* as of ``a``: the
-latest event time it had read of each topic by then. Each topic's producer writes in event-time
-order, give or take the slack, so anything written to the source later comes after every event of
-its topic that some reader had read by ``a``. The source therefore promises nothing earlier than
-the highest position of its topic reported as of ``a`` or before, minus the slack (its *floor*).
-Producers of different topics may run at different speeds (a backfill loaded topic by topic). A
-source reported idle holds nothing back until it delivers again.
+wall time ``a`` (*as of*: when the fetch that told the reader where the source ended was sent). Each
+reader also reports its *positions* as of ``a``: the latest event time it had read of each topic by
+then. Each topic's producer writes in event-time order, give or take the slack, so anything written
+to the source later comes after every event of its topic that some reader had read by ``a``. The
+source therefore promises nothing earlier than the highest position of its topic reported as of ``a``
+or before, minus the slack (its *floor*). Producers of different topics may run at different speeds
+(a backfill loaded topic by topic). A source reported idle holds nothing back until it delivers again.
 
 The slack depends on the traffic. *Backfills* and replays, whose event time is behind the wall
 clock, get ``slack_ms`` (the allowed lateness): waiting for data that is already there costs no
@@ -60,7 +60,7 @@ from pipeline.core.records import Event
 Source = tuple[str, int]
 
 _NEVER = -(2**63)
-#: A reader that has reported nothing for this long (of the reports' own clock) is gone: its reports are dropped.
+#: A reader silent this long (by the reports' own clock) is gone: its reports are dropped.
 READER_GONE_MS = 600_000
 #: Reports kept per reader: a marker is matched with each other reader's latest report as of its own time.
 REPORTS_KEPT = 64
