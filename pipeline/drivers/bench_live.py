@@ -7,7 +7,8 @@ arrival on the outbound topic minus the moment its cause event was sent. For a m
 every output, the figure is the later of the merge record and the absorbed id's tombstone on
 ``profiles.v1``. The survivor's profile goes out in the same flush. The baseline, measured in
 the same run, is one record's round trip through the broker: sent to a topic and read back by the
-same consumer.
+same consumer; its median in the first and the last 5 s of traffic shows how much the embedded broker
+slowed down meanwhile (a fetch costs it more as its partition holds more batches).
 """
 from __future__ import annotations
 
@@ -139,11 +140,14 @@ def run(rate: float, seconds: float, workers: int = 1, partitions: int = 8,
         stop(procs)
         broker.stop()
     latencies: dict[str, list[float]] = {kind: [] for kind in [*WATCHED.values(), EVERY_OUTPUT]}
+    pings: list[tuple[float, float]] = []  # (sent, round trip in ms)
     first: set[tuple[str, str]] = set()
     for kind, cause, at in arrivals.seen:
         if cause in sent and (kind, cause) not in first:
             first.add((kind, cause))
             latencies[kind].append(1000 * (at - sent[cause]))
+            if kind == WATCHED[PING]:
+                pings.append((sent[cause], 1000 * (at - sent[cause])))
     for absorbed, (cause, at) in arrivals.absorbed.items():
         if cause in sent and absorbed in arrivals.tombstones:
             latencies[EVERY_OUTPUT].append(1000 * (max(at, arrivals.tombstones[absorbed]) - sent[cause]))
@@ -153,6 +157,12 @@ def run(rate: float, seconds: float, workers: int = 1, partitions: int = 8,
         p50, p99, top = _percentiles(values)
         rows.append((f"{kind} (n={len(values)})", f"p50 {p50:,.0f} ms  p99 {p99:,.0f} ms  max {top:,.0f} ms",
                      f"{p50 / base[0]:.1f}x" if base[0] == base[0] and base[0] > 0 else "-"))
+    if pings:
+        pings.sort()
+        early = [ms for at, ms in pings if at < pings[0][0] + 5]
+        late = [ms for at, ms in pings if at > pings[-1][0] - 5]
+        rows.append(("broker round trip p50, first / last 5 s (it slows as it fills)",
+                     f"{statistics.median(early):,.0f} / {statistics.median(late):,.0f} ms", ""))
     rows.append(("offered load", f"{rate:g} events/s for {seconds:g} s, {workers} worker(s), "
                                  f"{partitions} partitions", ""))
     total = sum(applied) or 1.0
