@@ -117,7 +117,9 @@ def jsonl_line(topic: str, emit: Emit) -> bytes:
 class Progress:
     """On the internal events topic: the ingest ``reader``, at wall time ``wall_ms``, has forwarded everything
     written to these inbound partitions before ``as_of_ms``, and by then had forwarded each topic's events
-    up to the event time in ``positions``."""
+    up to the event time in ``positions``. The sequencer reads ``as_of_ms`` only; ``wall_ms`` stays on the
+    wire for a global stage of a release before session 10 (its live floor was the wall time minus the
+    grace), so that workers of both releases can run side by side during an upgrade."""
 
     sources: list[tuple[str, int]]
     wall_ms: int
