@@ -18,7 +18,7 @@ def test_a_high_watermark_is_dated_by_the_fetch_that_reported_it(broker):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
 
-    async def read_one() -> tuple[int, int, int | None, int]:
+    async def read_one() -> tuple[int, int, int | None, int | None]:
         consumer = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, fetch_max_wait_ms=20,
                                              auto_offset_reset="earliest", group_id=None)
         consumer.__class__ = TimedConsumer  # as the worker's transport does to Faust's consumer
